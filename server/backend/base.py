@@ -1,0 +1,176 @@
+"""The backend interface: everything a node shares with other nodes.
+
+A room has exactly one *owner*, the node holding its lease. The owner appends
+the room's events, saves its snapshots and drains its inbox; every node reads
+the events of the rooms it has clients in. The interface is shaped after
+DESIGN.md §4 so the in-memory backend (one node) and the Redis backend (many
+nodes) are interchangeable and pass the same conformance suite
+(``tests/server/backend_conformance.py``).
+
+Fencing: ``acquire_lease`` returns a new *epoch* on every takeover, and
+``append_events`` refuses (raises :class:`Fenced`) any append whose epoch is
+not the room's current one, so a paused former owner can never write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sleepsync.protocol.errors import SleepSyncError
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Fenced",
+    "Lease",
+    "Member",
+    "RoomSnapshot",
+    "StoredEvent",
+]
+
+
+class BackendError(SleepSyncError):
+    """The backend could not do what was asked (connection lost, for example)."""
+
+    code = "backend"
+
+
+class Fenced(BackendError):
+    """An append came from an owner whose lease epoch is no longer current."""
+
+    code = "fenced"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Ownership of a room by ``node`` at fencing ``epoch``."""
+
+    room: str
+    node: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One room event as stored: its position, the encoded websocket frame, and
+    the tick's inputs (``inputs``, for replay by a new owner; never sent to clients).
+    """
+
+    epoch: int
+    seq: int
+    tick: int
+    frame: bytes
+    inputs: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """The owner's saved state of a room after event ``seq`` (epoch of that event).
+
+    ``state`` restores the owner (room state and engine); ``view`` is the
+    encoded client-facing snapshot frame at the same point.
+    """
+
+    epoch: int
+    seq: int
+    state: bytes
+    view: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One client session in a room, as presence sees it."""
+
+    session: str
+    name: str
+    role: str
+    node: str
+
+
+class Backend(Protocol):
+    """What a node needs from the shared store. All methods may raise BackendError."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # -- rooms registry
+    async def create_room(self, room: str, max_rooms: int) -> bool:
+        """Register ``room`` if the deployment holds fewer than ``max_rooms``.
+
+        True when the room exists afterwards (created now or before).
+        """
+        ...
+
+    async def delete_room(self, room: str, epoch: int) -> bool:
+        """Remove the room and all its keys, if ``epoch`` is still current."""
+        ...
+
+    async def list_rooms(self) -> list[str]: ...
+
+    # -- ownership
+    async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:
+        """Take the room when no one holds it; the epoch goes up by one."""
+        ...
+
+    async def renew_leases(self, leases: Sequence[Lease], ttl_ms: int) -> list[bool]:
+        """Extend each lease still held at its epoch; False where it was lost."""
+        ...
+
+    async def release_lease(self, lease: Lease) -> None: ...
+
+    async def owner(self, room: str) -> Lease | None: ...
+
+    # -- events
+    async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
+        """Append in order; raises Fenced when ``epoch`` is not current."""
+        ...
+
+    async def append_many(
+        self, batches: Mapping[str, tuple[int, Sequence[StoredEvent]]]
+    ) -> dict[str, bool]:
+        """Append for many rooms at once (one round trip); False where fenced."""
+        ...
+
+    async def read_events(self, room: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        """Events with seq > ``after_seq``, oldest first, at most ``limit``."""
+        ...
+
+    async def wait_events(
+        self, positions: Mapping[str, int], timeout: float, limit: int
+    ) -> dict[str, list[StoredEvent]]:
+        """Block up to ``timeout`` s until any room has events past its position."""
+        ...
+
+    async def first_seq(self, room: str) -> int | None:
+        """Seq of the oldest retained event, None when the stream is empty."""
+        ...
+
+    async def last_position(self, room: str) -> tuple[int, int]:
+        """(epoch, seq) of the newest event, (0, 0) when there is none."""
+        ...
+
+    # -- snapshots
+    async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
+        """Store the snapshot; raises Fenced when ``lease_epoch`` is not current."""
+        ...
+
+    async def load_snapshot(self, room: str) -> RoomSnapshot | None: ...
+
+    # -- inbox: inputs for the owner from any node
+    async def push_input(self, room: str, data: bytes) -> None: ...
+
+    async def pop_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[bytes]]:
+        """Take up to ``limit`` queued inputs per room, oldest first."""
+        ...
+
+    # -- presence
+    async def join_presence(self, room: str, member: Member, capacity: int) -> bool:
+        """Add ``member`` if the room has fewer than ``capacity`` members."""
+        ...
+
+    async def leave_presence(self, room: str, session: str) -> None: ...
+
+    async def presence(self, room: str) -> list[Member]: ...

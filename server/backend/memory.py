@@ -1,0 +1,239 @@
+"""The in-memory backend: one node, no Redis, same semantics.
+
+Leases expire by the event loop's clock, events live in a bounded deque per
+room, and ``wait_events`` sleeps on an :class:`asyncio.Event` that every
+append sets. It exists so that the embedded default needs no services, and it
+passes the same conformance suite as the Redis backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .base import Fenced, Lease, Member, RoomSnapshot, StoredEvent
+
+__all__ = ["MemoryBackend"]
+
+
+@dataclass
+class _Room:
+    epoch: int = 0
+    owner: str | None = None
+    lease_until: float = 0.0
+    events: deque[StoredEvent] = field(default_factory=deque)
+    snapshot: RoomSnapshot | None = None
+    inbox: deque[bytes] = field(default_factory=deque)
+    members: dict[str, Member] = field(default_factory=dict)
+
+
+class MemoryBackend:
+    """Backend for a single node. ``retention`` bounds each room's event deque."""
+
+    def __init__(self, *, retention: int = 2000, inbox_limit: int = 10000) -> None:
+        self._retention = retention
+        self._inbox_limit = inbox_limit
+        self._rooms: dict[str, _Room] = {}
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._changed.set()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _room(self, room: str) -> _Room:
+        state = self._rooms.get(room)
+        if state is None:
+            state = self._rooms[room] = _Room(events=deque(maxlen=self._retention))
+        return state
+
+    # -- rooms registry
+    async def create_room(self, room: str, max_rooms: int) -> bool:
+        if room in self._rooms:
+            return True
+        if len(self._rooms) >= max_rooms:
+            return False
+        self._room(room)
+        return True
+
+    async def delete_room(self, room: str, epoch: int) -> bool:
+        state = self._rooms.get(room)
+        if state is None or state.epoch != epoch:
+            return False
+        del self._rooms[room]
+        return True
+
+    async def list_rooms(self) -> list[str]:
+        return sorted(self._rooms)
+
+    # -- ownership
+    def _held(self, state: _Room) -> bool:
+        return state.owner is not None and state.lease_until > self._now()
+
+    async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:
+        state = self._rooms.get(room)
+        if state is None or self._held(state):
+            return None
+        state.epoch += 1
+        state.owner = node
+        state.lease_until = self._now() + ttl_ms / 1000
+        return Lease(room, node, state.epoch)
+
+    async def renew_leases(self, leases: Sequence[Lease], ttl_ms: int) -> list[bool]:
+        results = []
+        for lease in leases:
+            state = self._rooms.get(lease.room)
+            ok = (
+                state is not None
+                and state.epoch == lease.epoch
+                and state.owner == lease.node
+                and self._held(state)
+            )
+            if ok and state is not None:
+                state.lease_until = self._now() + ttl_ms / 1000
+            results.append(ok)
+        return results
+
+    async def release_lease(self, lease: Lease) -> None:
+        state = self._rooms.get(lease.room)
+        if state is not None and state.epoch == lease.epoch and state.owner == lease.node:
+            state.owner = None
+            state.lease_until = 0.0
+
+    async def owner(self, room: str) -> Lease | None:
+        state = self._rooms.get(room)
+        if state is None or not self._held(state) or state.owner is None:
+            return None
+        return Lease(room, state.owner, state.epoch)
+
+    # -- events
+    async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
+        state = self._rooms.get(room)
+        if state is None or state.epoch != epoch:
+            raise Fenced(f"append to {room} at stale epoch {epoch}")
+        state.events.extend(events)
+        self._wake()
+
+    async def append_many(
+        self, batches: Mapping[str, tuple[int, Sequence[StoredEvent]]]
+    ) -> dict[str, bool]:
+        results: dict[str, bool] = {}
+        for room, (epoch, events) in batches.items():
+            state = self._rooms.get(room)
+            ok = state is not None and state.epoch == epoch
+            if ok and state is not None:
+                state.events.extend(events)
+            results[room] = ok
+        self._wake()
+        return results
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _after(self, room: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        state = self._rooms.get(room)
+        if state is None or not state.events:
+            return []
+        events = state.events
+        # Seqs are contiguous inside one room's stream, so index arithmetic finds the start.
+        start = max(0, after_seq + 1 - events[0].seq)
+        if start >= len(events):
+            return []
+        out = []
+        for i in range(start, min(len(events), start + limit)):
+            out.append(events[i])
+        return out
+
+    async def read_events(self, room: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        return self._after(room, after_seq, limit)
+
+    async def wait_events(
+        self, positions: Mapping[str, int], timeout: float, limit: int
+    ) -> dict[str, list[StoredEvent]]:
+        changed = self._changed
+        found = self._collect(positions, limit)
+        if found or timeout <= 0:
+            return found
+        try:
+            async with asyncio.timeout(timeout):
+                await changed.wait()
+        except TimeoutError:
+            return {}
+        return self._collect(positions, limit)
+
+    def _collect(self, positions: Mapping[str, int], limit: int) -> dict[str, list[StoredEvent]]:
+        found: dict[str, list[StoredEvent]] = {}
+        for room, seq in positions.items():
+            events = self._after(room, seq, limit)
+            if events:
+                found[room] = events
+        return found
+
+    async def first_seq(self, room: str) -> int | None:
+        state = self._rooms.get(room)
+        if state is None or not state.events:
+            return None
+        return state.events[0].seq
+
+    async def last_position(self, room: str) -> tuple[int, int]:
+        state = self._rooms.get(room)
+        if state is None or not state.events:
+            return (0, 0)
+        last = state.events[-1]
+        return (last.epoch, last.seq)
+
+    # -- snapshots
+    async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
+        state = self._rooms.get(room)
+        if state is None or state.epoch != lease_epoch:
+            raise Fenced(f"snapshot of {room} at stale epoch {lease_epoch}")
+        state.snapshot = snapshot
+
+    async def load_snapshot(self, room: str) -> RoomSnapshot | None:
+        state = self._rooms.get(room)
+        return None if state is None else state.snapshot
+
+    # -- inbox
+    async def push_input(self, room: str, data: bytes) -> None:
+        state = self._rooms.get(room)
+        if state is None:
+            return
+        if len(state.inbox) >= self._inbox_limit:
+            state.inbox.popleft()  # drop oldest; the owner is not keeping up
+        state.inbox.append(data)
+
+    async def pop_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[bytes]]:
+        out: dict[str, list[bytes]] = {}
+        for room in rooms:
+            state = self._rooms.get(room)
+            if state is None or not state.inbox:
+                continue
+            taken = [state.inbox.popleft() for _ in range(min(limit, len(state.inbox)))]
+            out[room] = taken
+        return out
+
+    # -- presence
+    async def join_presence(self, room: str, member: Member, capacity: int) -> bool:
+        state = self._rooms.get(room)
+        if state is None:
+            return False
+        if member.session not in state.members and len(state.members) >= capacity:
+            return False
+        state.members[member.session] = member
+        return True
+
+    async def leave_presence(self, room: str, session: str) -> None:
+        state = self._rooms.get(room)
+        if state is not None:
+            state.members.pop(session, None)
+
+    async def presence(self, room: str) -> list[Member]:
+        state = self._rooms.get(room)
+        return [] if state is None else sorted(state.members.values(), key=lambda m: m.session)

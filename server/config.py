@@ -1,0 +1,141 @@
+"""Server settings: one table that gives the CLI flags, the env vars and the docs.
+
+Every setting is a field of :class:`Settings` with a default, a help text and
+an env var ``SLEEPSYNC_<NAME>``. :func:`add_arguments` turns the table into
+``argparse`` flags, so a flag on the command line beats the env var, which
+beats the default. A bad value, from either place, makes argparse exit with a
+one-line message naming the flag or variable, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "add_arguments", "env_name", "settings_from_args"]
+
+ENV_PREFIX = "SLEEPSYNC_"
+
+
+def _setting(default: Any, help: str, *, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "minimum": minimum})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything a server node can be told. Defaults suit one laptop."""
+
+    host: str = _setting("127.0.0.1", "address the websocket and HTTP port binds to")
+    port: int = _setting(8765, "websocket and HTTP port (0 picks a free one)", minimum=0)
+    node_id: str = _setting("", "this node's name in presence and logs (default: host-pid)")
+    tick_hz: float = _setting(10.0, "room ticks per second", minimum=0.1)
+    room_capacity: int = _setting(50, "most dreamers and observers in one room", minimum=1)
+    room_idle_seconds: float = _setting(
+        30.0, "an empty room is removed after this many seconds", minimum=0.0
+    )
+    max_rooms: int = _setting(1000, "most rooms this deployment holds at once", minimum=1)
+    max_clients: int = _setting(10000, "most websocket clients on this node", minimum=1)
+    max_rooms_per_client: int = _setting(8, "most rooms one connection may join", minimum=1)
+    max_frame_bytes: int = _setting(
+        65536, "largest inbound websocket frame; bigger closes with 1009", minimum=256
+    )
+    max_inbound_rate: float = _setting(
+        50.0,
+        "inbound frames per second per client, valid or not; more closes with 1008",
+        minimum=0.1,
+    )
+    inbound_burst: int = _setting(100, "frames a client may send in one burst", minimum=1)
+    max_bad_frames: int = _setting(
+        20, "invalid frames in a row before the connection is closed with 1008", minimum=1
+    )
+    outbound_buffer_bytes: int = _setting(
+        262144,
+        "bytes queued to one client before it counts as a slow consumer (closed with 1013)",
+        minimum=1024,
+    )
+    story_tail: int = _setting(20, "story lines kept in a room snapshot", minimum=0)
+    snapshot_every: int = _setting(
+        10, "owner saves the room snapshot every this many ticks", minimum=1
+    )
+    event_retention: int = _setting(
+        2000, "events kept per room for resume (stream MAXLEN ~)", minimum=10
+    )
+    lease_ttl_ms: int = _setting(3000, "room ownership lease time-to-live", minimum=200)
+    close_timeout: float = _setting(
+        5.0,
+        "seconds to wait for a closing handshake before dropping the TCP connection",
+        minimum=0.1,
+    )
+    shutdown_grace: float = _setting(
+        5.0, "seconds clients get to finish closing on SIGTERM/SIGINT", minimum=0.0
+    )
+    engine_seed: int = _setting(0, "seed of new rooms' dream engines (0: derived from the room id)")
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    @property
+    def tick_seconds(self) -> float:
+        return 1.0 / self.tick_hz
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(f: Field[Any], raw: str, source: str) -> Any:
+    kind: Any = type(f.default)
+    try:
+        value = kind(raw) if kind is not bool else raw.lower() in ("1", "true", "yes", "on")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{source}: expected {kind.__name__}, got {raw!r}"
+        ) from None
+    minimum = f.metadata.get("minimum")
+    if minimum is not None and value < minimum:
+        raise argparse.ArgumentTypeError(f"{source}: must be at least {minimum}, got {raw}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
+    """Add one flag per setting; defaults come from ``env`` (``os.environ``)."""
+    env = os.environ if env is None else env
+    for f in fields(Settings):
+        var = env_name(f.name)
+        default = f.default
+        if var in env:
+            try:
+                default = _convert(f, env[var], var)
+            except argparse.ArgumentTypeError as exc:
+                parser.error(str(exc))
+
+        def convert(raw: str, f: Field[Any] = f) -> Any:
+            return _convert(f, raw, _flag(f.name))
+
+        convert.__name__ = type(f.default).__name__
+        parser.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            type=convert,
+            default=default,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']} (env {var}, default: {f.default!r})",
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    values = {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
+    return Settings(**values)
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """(flag, env var, default, help) for every setting: the README table."""
+    return [
+        (_flag(f.name), env_name(f.name), repr(f.default), str(f.metadata["help"]))
+        for f in fields(Settings)
+    ]

@@ -1,0 +1,92 @@
+"""Counters and gauges of one node, in Prometheus form.
+
+Each node has its own registry (several nodes can live in one test process),
+served as text on ``GET /metrics``. Names start with ``sleepsync_``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.connections = Gauge("sleepsync_open_connections", "open websocket connections", registry=r)
+        self.connections_total = Counter(
+            "sleepsync_connections_total", "websocket connections accepted", registry=r
+        )
+        self.rooms_owned = Gauge("sleepsync_rooms_owned", "rooms this node ticks", registry=r)
+        self.rooms_local = Gauge(
+            "sleepsync_rooms_local", "rooms with clients on this node", registry=r
+        )
+        self.dreamers = Gauge("sleepsync_dreamers", "dreamers in rooms this node owns", registry=r)
+        self.messages_in = Counter(
+            "sleepsync_messages_in_total", "client messages received", ["type"], registry=r
+        )
+        self.messages_out = Counter(
+            "sleepsync_messages_out_total", "messages sent to clients", ["type"], registry=r
+        )
+        self.frames_out = Counter(
+            "sleepsync_event_frames_out_total", "event frames written to clients", registry=r
+        )
+        self.errors = Counter(
+            "sleepsync_errors_total", "errors reported to clients", ["code"], registry=r
+        )
+        self.closes = Counter(
+            "sleepsync_closes_total", "connections closed by the server", ["code"], registry=r
+        )
+        self.slow_consumers = Counter(
+            "sleepsync_slow_consumers_total", "clients closed for not reading", registry=r
+        )
+        self.ticks = Counter("sleepsync_ticks_total", "room ticks run", registry=r)
+        self.tick_seconds = Histogram(
+            "sleepsync_tick_seconds",
+            "time to tick all owned rooms once",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.tick_lag = Gauge(
+            "sleepsync_tick_lag_seconds", "how late the last tick started", registry=r
+        )
+        self.ticks_skipped = Counter(
+            "sleepsync_ticks_skipped_total", "ticks skipped because the node was late", registry=r
+        )
+        self.room_failures = Counter(
+            "sleepsync_room_failures_total", "room ticks that raised (room kept)", registry=r
+        )
+        self.inputs_invalid = Counter(
+            "sleepsync_inputs_invalid_total", "inbox inputs that could not be decoded", registry=r
+        )
+        self.backend_ops = Counter(
+            "sleepsync_backend_ops_total", "backend calls", ["op"], registry=r
+        )
+        self.backend_failures = Counter(
+            "sleepsync_backend_failures_total", "backend calls that failed", ["op"], registry=r
+        )
+        self.lease_takeovers = Counter(
+            "sleepsync_lease_takeovers_total", "rooms this node took ownership of", registry=r
+        )
+        self.fenced = Counter(
+            "sleepsync_fenced_appends_total", "appends refused for a stale epoch", registry=r
+        )
+        self.resyncs = Counter("sleepsync_resyncs_total", "resyncs sent to clients", registry=r)
+        self.resumes = Counter(
+            "sleepsync_resumes_total", "joins resumed by replaying events", registry=r
+        )
+        self.fanout_seconds = Histogram(
+            "sleepsync_fanout_seconds",
+            "time from an event's append to its write to local clients",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0.0 when it was never touched); for tests and tools."""
+        found = self.registry.get_sample_value(name, labels or None)
+        return 0.0 if found is None else found

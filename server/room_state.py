@@ -1,0 +1,214 @@
+"""The state of one room as its owner keeps it: pure, no I/O.
+
+How it works: once per tick the owner calls :meth:`RoomState.apply` with the
+inputs that arrived since the last tick (joins, leaves, story lines, template
+uploads from any node; telemetry from the owner's MQTT ingest). The room
+turns membership changes and story lines into event items (``joined``,
+``left``, ``said``), hands the dream engine its share of the inputs, and
+returns every item of the tick plus the engine's cues for pods. The runtime
+numbers the tick's items as one event frame. ``snapshot``/``restore`` carry
+the whole state, engine included, to a new owner.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from sleepsync.protocol.errors import TemplateInvalid
+from sleepsync.protocol.messages import Role
+from sleepsync.protocol.telemetry import Cue
+from sleepsync.protocol.wire import WireMap, WireValue
+
+from .engine.api import (
+    DreamEngine,
+    DreamerJoined,
+    DreamerLeft,
+    EngineInput,
+    StoryLine,
+    TemplateUploaded,
+)
+from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
+
+__all__ = ["EngineHooks", "RoomState", "TickOutput"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineHooks:
+    """How a room makes, restores and feeds its dream engine."""
+
+    create: Callable[[str], DreamEngine]
+    restore: Callable[[bytes], DreamEngine]
+    parse_template: Callable[[str, str], Any]
+
+
+@dataclass(slots=True)
+class TickOutput:
+    #: The seq given to this tick's event; 0 when the tick produced no items.
+    seq: int = 0
+    items: list[WireMap] = field(default_factory=list)
+    cues: list[Cue] = field(default_factory=list)
+    #: Template uploads the engine refused at run time (name, reason).
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Session:
+    name: str
+    role: Role
+    node: str
+
+
+class RoomState:
+    """Membership, story lines and the dream engine of one room."""
+
+    def __init__(
+        self, room: str, *, story_tail: int = 20, hooks: EngineHooks | None = None
+    ) -> None:
+        self.room = room
+        self.tick = 0
+        self.seq = 0
+        self._hooks = hooks
+        self._sessions: dict[str, _Session] = {}
+        self._counts: Counter[tuple[str, Role]] = Counter()
+        self._story: deque[tuple[int, str, str]] = deque(maxlen=story_tail)
+        self.engine: DreamEngine | None = hooks.create(room) if hooks else None
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def dreamers(self) -> list[str]:
+        return sorted(name for (name, role), n in self._counts.items() if role == "dreamer" and n)
+
+    def observers(self) -> list[str]:
+        return sorted(name for (name, role), n in self._counts.items() if role == "observer" and n)
+
+    def sessions_on(self, node: str) -> list[str]:
+        return sorted(s for s, info in self._sessions.items() if info.node == node)
+
+    def phase(self) -> str:
+        if self.engine is None:
+            return "stable"
+        return str(self.engine.view().get("phase", "stable"))
+
+    # ------------------------------------------------------------------ tick
+    def apply(
+        self, inputs: Sequence[RoomInput], engine_inputs: Sequence[EngineInput] = ()
+    ) -> TickOutput:
+        """Apply one tick's inputs, in arrival order, and step the engine once."""
+        out = TickOutput()
+        feed: list[EngineInput] = list(engine_inputs)
+        for item in inputs:
+            if isinstance(item, MemberJoin):
+                self._join(item, out, feed)
+            elif isinstance(item, MemberLeave):
+                self._leave(item.session, out, feed)
+            elif isinstance(item, StoryInput):
+                self._say(item, out, feed)
+            elif isinstance(item, TemplateInput):
+                self._template(item, out, feed)
+        self.tick += 1
+        if self.engine is not None:  # time passes for the dream even in a quiet tick
+            result = self.engine.step(feed)
+            out.items.extend(result.events)
+            out.cues.extend(result.cues)
+        if out.items:
+            self.seq += 1
+            out.seq = self.seq
+        return out
+
+    def _join(self, item: MemberJoin, out: TickOutput, feed: list[EngineInput]) -> None:
+        if item.session in self._sessions:
+            return
+        self._sessions[item.session] = _Session(item.name, item.role, item.node)
+        key = (item.name, item.role)
+        self._counts[key] += 1
+        if self._counts[key] == 1:
+            out.items.append({"kind": "joined", "name": item.name, "role": item.role})
+            if item.role == "dreamer":
+                feed.append(DreamerJoined(item.name))
+
+    def _leave(self, session: str, out: TickOutput, feed: list[EngineInput]) -> None:
+        info = self._sessions.pop(session, None)
+        if info is None:
+            return
+        key = (info.name, info.role)
+        self._counts[key] -= 1
+        if self._counts[key] <= 0:
+            del self._counts[key]
+            out.items.append({"kind": "left", "name": info.name, "role": info.role})
+            if info.role == "dreamer":
+                feed.append(DreamerLeft(info.name))
+
+    def _say(self, item: StoryInput, out: TickOutput, feed: list[EngineInput]) -> None:
+        if item.session not in self._sessions:
+            return  # the author left before the line was applied
+        self._story.append((self.seq + 1, item.name, item.text))
+        out.items.append({"kind": "said", "name": item.name, "text": item.text})
+        feed.append(StoryLine(item.name, item.text))
+
+    def _template(self, item: TemplateInput, out: TickOutput, feed: list[EngineInput]) -> None:
+        if self._hooks is None:
+            out.rejected.append((item.name, "this room runs no dream engine"))
+            return
+        try:
+            template = self._hooks.parse_template(item.text, item.format)
+        except TemplateInvalid as exc:  # checked at the gateway; re-checked for safety
+            out.rejected.append((item.name, exc.message))
+            return
+        feed.append(TemplateUploaded(item.name, template))
+
+    def leave_node(self, node: str) -> list[MemberLeave]:
+        """Leaves for every session of a node that went away."""
+        return [MemberLeave(s) for s in self.sessions_on(node)]
+
+    # ------------------------------------------------------------------ state
+    def view(self) -> WireMap:
+        """What a newcomer sees: members, the story so far, the dream."""
+        members: list[WireValue] = [
+            {"name": name, "role": role, "sessions": n}
+            for (name, role), n in sorted(self._counts.items())
+        ]
+        story: list[WireValue] = [
+            {"seq": seq, "name": name, "text": text} for seq, name, text in self._story
+        ]
+        return {
+            "tick": self.tick,
+            "members": members,
+            "story": story,
+            "dream": self.engine.view() if self.engine is not None else None,
+        }
+
+    def snapshot(self) -> bytes:
+        state: dict[str, Any] = {
+            "room": self.room,
+            "tick": self.tick,
+            "seq": self.seq,
+            "sessions": {s: [i.name, i.role, i.node] for s, i in self._sessions.items()},
+            "story": [list(entry) for entry in self._story],
+            "story_tail": self._story.maxlen,
+            "engine": self.engine.snapshot() if self.engine is not None else None,
+        }
+        return msgpack.packb(state, use_bin_type=True)
+
+    @classmethod
+    def restore(cls, data: bytes, hooks: EngineHooks | None = None) -> RoomState:
+        state = msgpack.unpackb(data, raw=False)
+        room = cls(state["room"], story_tail=state["story_tail"], hooks=None)
+        room._hooks = hooks
+        room.tick = state["tick"]
+        room.seq = state["seq"]
+        for session, (name, role, node) in state["sessions"].items():
+            room._sessions[session] = _Session(name, role, node)
+            room._counts[(name, role)] += 1
+        for seq, name, text in state["story"]:
+            room._story.append((seq, name, text))
+        if hooks is not None:
+            engine_state = state["engine"]
+            room.engine = hooks.restore(engine_state) if engine_state else hooks.create(room.room)
+        return room
