@@ -14,7 +14,9 @@ __all__ = ["Metrics"]
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.connections = Gauge("sleepsync_open_connections", "open websocket connections", registry=r)
+        self.connections = Gauge(
+            "sleepsync_open_connections", "open websocket connections", registry=r
+        )
         self.connections_total = Counter(
             "sleepsync_connections_total", "websocket connections accepted", registry=r
         )
@@ -80,6 +82,12 @@ class Metrics:
             "sleepsync_fanout_seconds",
             "time from an event's append to its write to local clients",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=r,
+        )
+
+        self.pods_refused = Counter(
+            "sleepsync_pods_refused_total",
+            "pod samples refused because the room was full",
             registry=r,
         )
 

@@ -23,6 +23,7 @@ from websockets.http11 import Request, Response
 from .backend.base import Backend
 from .backend.memory import MemoryBackend
 from .config import Settings
+from .dream import engine_hooks
 from .fanout import Fanout
 from .gateway import Gateway
 from .metrics import Metrics
@@ -43,8 +44,12 @@ class Node:
         *,
         backend: Backend | None = None,
         hooks: EngineHooks | None = None,
+        engine: bool = True,
     ) -> None:
+        """``engine=False`` runs rooms without dream dynamics (membership and story only)."""
         self.settings = settings
+        if hooks is None and engine:
+            hooks = engine_hooks(settings)
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = Metrics()
         self.backend: Backend = backend or MemoryBackend(retention=settings.event_retention)

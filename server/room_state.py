@@ -28,7 +28,10 @@ from .engine.api import (
     DreamerJoined,
     DreamerLeft,
     EngineInput,
+    PodFault,
+    PodOffline,
     StoryLine,
+    Telemetry,
     TemplateUploaded,
 )
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
@@ -53,6 +56,8 @@ class TickOutput:
     cues: list[Cue] = field(default_factory=list)
     #: Template uploads the engine refused at run time (name, reason).
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: Pods whose telemetry was refused because the room was full.
+    refused_pods: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -66,9 +71,17 @@ class RoomState:
     """Membership, story lines and the dream engine of one room."""
 
     def __init__(
-        self, room: str, *, story_tail: int = 20, hooks: EngineHooks | None = None
+        self,
+        room: str,
+        *,
+        story_tail: int = 20,
+        capacity: int = 50,
+        hooks: EngineHooks | None = None,
     ) -> None:
         self.room = room
+        self.capacity = capacity
+        #: Pods that sent telemetry here, and whether they are online now.
+        self._pods: dict[str, bool] = {}
         self.tick = 0
         self.seq = 0
         self._hooks = hooks
@@ -88,6 +101,13 @@ class RoomState:
     def observers(self) -> list[str]:
         return sorted(name for (name, role), n in self._counts.items() if role == "observer" and n)
 
+    def pods(self) -> dict[str, bool]:
+        return dict(self._pods)
+
+    @property
+    def online_pods(self) -> int:
+        return sum(self._pods.values())
+
     def sessions_on(self, node: str) -> list[str]:
         return sorted(s for s, info in self._sessions.items() if info.node == node)
 
@@ -102,7 +122,10 @@ class RoomState:
     ) -> TickOutput:
         """Apply one tick's inputs, in arrival order, and step the engine once."""
         out = TickOutput()
-        feed: list[EngineInput] = list(engine_inputs)
+        feed: list[EngineInput] = []
+        for external in engine_inputs:
+            if self._admit(external, out):
+                feed.append(external)
         for item in inputs:
             if isinstance(item, MemberJoin):
                 self._join(item, out, feed)
@@ -121,6 +144,29 @@ class RoomState:
             self.seq += 1
             out.seq = self.seq
         return out
+
+    def _admit(self, item: EngineInput, out: TickOutput) -> bool:
+        """Pods become members with their first sample, subject to capacity."""
+        if isinstance(item, Telemetry):
+            pod = item.sample.pod
+            online = self._pods.get(pod)
+            if online is None:
+                if len(self._sessions) + len(self._pods) >= self.capacity:
+                    out.refused_pods.append(pod)
+                    return False
+                self._pods[pod] = True
+                out.items.append({"kind": "joined", "name": pod, "role": "pod"})
+            elif not online:
+                self._pods[pod] = True
+                out.items.append({"kind": "pod_online", "name": pod})
+        elif isinstance(item, PodOffline):
+            if not self._pods.get(item.dreamer):
+                return False
+            self._pods[item.dreamer] = False
+            out.items.append({"kind": "pod_offline", "name": item.dreamer})
+        elif isinstance(item, PodFault) and item.dreamer not in self._pods:
+            return False
+        return True
 
     def _join(self, item: MemberJoin, out: TickOutput, feed: list[EngineInput]) -> None:
         if item.session in self._sessions:
@@ -174,6 +220,10 @@ class RoomState:
             {"name": name, "role": role, "sessions": n}
             for (name, role), n in sorted(self._counts.items())
         ]
+        members.extend(
+            {"name": pod, "role": "pod", "online": online}
+            for pod, online in sorted(self._pods.items())
+        )
         story: list[WireValue] = [
             {"seq": seq, "name": name, "text": text} for seq, name, text in self._story
         ]
@@ -192,6 +242,8 @@ class RoomState:
             "sessions": {s: [i.name, i.role, i.node] for s, i in self._sessions.items()},
             "story": [list(entry) for entry in self._story],
             "story_tail": self._story.maxlen,
+            "capacity": self.capacity,
+            "pods": self._pods,
             "engine": self.engine.snapshot() if self.engine is not None else None,
         }
         return msgpack.packb(state, use_bin_type=True)
@@ -199,7 +251,10 @@ class RoomState:
     @classmethod
     def restore(cls, data: bytes, hooks: EngineHooks | None = None) -> RoomState:
         state = msgpack.unpackb(data, raw=False)
-        room = cls(state["room"], story_tail=state["story_tail"], hooks=None)
+        room = cls(
+            state["room"], story_tail=state["story_tail"], capacity=state["capacity"], hooks=None
+        )
+        room._pods = {str(pod): bool(online) for pod, online in state["pods"].items()}
         room._hooks = hooks
         room.tick = state["tick"]
         room.seq = state["seq"]

@@ -53,6 +53,8 @@ class OwnedRoom:
 
 
 CueSink = Callable[[str, list[Cue]], None]
+#: Called with (room, owned) when this node starts or stops owning a room.
+OwnershipSink = Callable[[str, bool], None]
 
 
 class RoomManager:
@@ -67,6 +69,7 @@ class RoomManager:
         hooks: EngineHooks | None = None,
         *,
         on_cues: CueSink | None = None,
+        on_ownership: OwnershipSink | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings
@@ -75,6 +78,7 @@ class RoomManager:
         self.hooks = hooks
         self.owned: dict[str, OwnedRoom] = {}
         self._on_cues = on_cues
+        self._on_ownership = on_ownership
         self._taking: dict[str, asyncio.Task[bool]] = {}
         self.ticks_run = 0
 
@@ -115,13 +119,20 @@ class RoomManager:
         self.owned[room] = owned
         self.metrics.lease_takeovers.inc()
         self.metrics.rooms_owned.set(len(self.owned))
+        if self._on_ownership is not None:
+            self._on_ownership(room, True)
         log.info("node %s owns room %s at epoch %d", self.node_id, room, lease.epoch)
         return True
 
     async def _restore(self, room: str, lease: Lease) -> OwnedRoom:
         snapshot = await self.backend.load_snapshot(room)
         if snapshot is None:
-            state = RoomState(room, story_tail=self.settings.story_tail, hooks=self.hooks)
+            state = RoomState(
+                room,
+                story_tail=self.settings.story_tail,
+                capacity=self.settings.room_capacity,
+                hooks=self.hooks,
+            )
             last_epoch = 0
         else:
             state = RoomState.restore(snapshot.state, self.hooks)
@@ -154,6 +165,8 @@ class RoomManager:
         if owned is not None:
             log.warning("node %s steps down from room %s: %s", self.node_id, room, reason)
             self.metrics.rooms_owned.set(len(self.owned))
+            if self._on_ownership is not None:
+                self._on_ownership(room, False)
 
     async def release_all(self) -> None:
         """On shutdown: save every room and hand its lease back."""
@@ -164,6 +177,8 @@ class RoomManager:
             except BackendError as exc:
                 log.warning("could not release room %s: %s", room, exc)
             self.owned.pop(room, None)
+            if self._on_ownership is not None:
+                self._on_ownership(room, False)
         self.metrics.rooms_owned.set(0)
 
     # ------------------------------------------------------------ inputs
@@ -273,6 +288,8 @@ class RoomManager:
             spawn(self._reload(owned.lease), f"reload {room}")
             return None
         owned.last_epoch = epoch
+        if out.refused_pods:
+            self.metrics.pods_refused.inc(len(out.refused_pods))
         if out.cues and self._on_cues is not None:
             self._on_cues(room, out.cues)
         return StoredEvent(epoch, out.seq, state.tick, frame, encode_tick(inputs, external))
@@ -281,6 +298,8 @@ class RoomManager:
         try:
             self.owned[lease.room] = await self._restore(lease.room, lease)
             self.metrics.rooms_owned.set(len(self.owned))
+            if self._on_ownership is not None:
+                self._on_ownership(lease.room, True)
         except Exception:
             log.exception("room %s could not be reloaded; releasing it", lease.room)
             await self.backend.release_lease(lease)
@@ -319,7 +338,8 @@ class RoomManager:
                     self.step_down(lease.room, "lease lost")
         now = loop.time()
         for room, owned in list(self.owned.items()):
-            if owned.state.session_count or await self.backend.presence(room):
+            busy = owned.state.session_count or owned.state.online_pods
+            if busy or await self.backend.presence(room):
                 owned.empty_since = None
                 continue
             if owned.empty_since is None:
