@@ -16,6 +16,9 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.errors import RemoteError, SleepSyncError
 from sleepsync.protocol.messages import (
@@ -32,8 +35,6 @@ from sleepsync.protocol.messages import (
     Welcome,
 )
 from sleepsync.protocol.wire import Limits
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 __all__ = ["Backoff", "ClientError", "RoomClient", "SeqGap"]
 

@@ -20,9 +20,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import IO, Any
 
+from websockets.exceptions import ConnectionClosed
+
 from sleepsync.protocol.errors import InvalidMessage
 from sleepsync.protocol.messages import Event, Role, Say, Status
-from websockets.exceptions import ConnectionClosed
 
 from .connection import Backoff, ClientError, RoomClient, SeqGap
 from .render import JsonRenderer, TextRenderer

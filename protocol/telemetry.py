@@ -25,6 +25,7 @@ from .wire import NAME_RE, WireMap, get_float, get_int, get_str
 
 __all__ = [
     "CUE_KINDS",
+    "INVALID_REASONS",
     "MAX_TELEMETRY_BYTES",
     "Cue",
     "PodStatus",
@@ -42,6 +43,17 @@ MAX_TELEMETRY_BYTES = 1024
 BOOT_RE = NAME_RE
 CueKind = Literal["calm", "breathe", "wake"]
 CUE_KINDS: tuple[CueKind, ...] = ("calm", "breathe", "wake")
+#: Every ``TelemetryInvalid.reason`` a pod payload or topic can earn
+#: (``wrong_topic`` comes from :func:`~.topics.parse_topic`).
+INVALID_REASONS = (
+    "oversize",
+    "bad_msgpack",
+    "not_a_map",
+    "bad_field",
+    "out_of_range",
+    "pod_mismatch",
+    "wrong_topic",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,45 @@ class Settings:
         5.0, "seconds clients get to finish closing on SIGTERM/SIGINT", minimum=0.0
     )
     engine_seed: int = _setting(0, "seed of new rooms' dream engines (0: derived from the room id)")
+    mqtt_url: str = _setting(
+        "",
+        "MQTT broker of the pods, mqtt://user:pass@host:1883 (empty: start the embedded "
+        "amqtt broker on 127.0.0.1, needs the 'embedded' extra)",
+    )
+    mqtt_embedded_port: int = _setting(
+        1883, "port of the embedded MQTT broker (0 picks a free one)", minimum=0
+    )
+    mqtt_client_id: str = _setting("", "MQTT client id of this node (default: sleepsync-NODE_ID)")
+    mqtt_queue: int = _setting(
+        10000,
+        "MQTT messages received but not yet ingested; when full the oldest is dropped (counted)",
+        minimum=1,
+    )
+    mqtt_cue_queue: int = _setting(
+        1000, "cues waiting to be published to pods; when full new cues are dropped", minimum=1
+    )
+    mqtt_backoff_cap: float = _setting(
+        10.0, "longest wait between MQTT reconnect attempts, in seconds", minimum=0.1
+    )
+    mqtt_dedup_window: int = _setting(
+        1024, "telemetry seqs remembered per pod boot to drop QoS 1 redeliveries", minimum=1
+    )
+    mqtt_fault_threshold: int = _setting(
+        10,
+        "invalid payloads from one pod within --mqtt-fault-window that make it a sensor fault",
+        minimum=1,
+    )
+    mqtt_fault_window: float = _setting(
+        10.0, "seconds over which a pod's invalid payloads are counted", minimum=0.1
+    )
+    mqtt_log_interval: float = _setting(
+        10.0,
+        "at most one log line per pod about invalid payloads per this many seconds",
+        minimum=0.0,
+    )
+    mqtt_discover_rooms: bool = _setting(
+        True, "open a room when a pod announces itself online in it (status topic)"
+    )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     @property

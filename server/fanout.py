@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from websockets.asyncio.server import ServerConnection, broadcast
+
 from sleepsync.protocol.codec import encode
 from sleepsync.protocol.errors import SleepSyncError
 from sleepsync.protocol.messages import ResumePoint, Resync
-from websockets.asyncio.server import ServerConnection, broadcast
 
 from .backend.base import Backend, BackendError, StoredEvent
 from .metrics import Metrics

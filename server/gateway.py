@@ -15,7 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.errors import (
@@ -47,8 +51,6 @@ from sleepsync.protocol.messages import (
     Welcome,
 )
 from sleepsync.protocol.wire import Limits
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from .backend.base import Backend, BackendError, Member
 from .config import Settings
@@ -78,6 +80,8 @@ class Session:
     refilled: float = 0.0
     bad_in_row: int = 0
     closing: bool = False
+    #: Told the close code whenever the server closes this session.
+    on_close: Callable[[int], None] | None = None
 
     def allow(self, now: float) -> bool:
         """Token bucket: ``rate`` frames per second, bursts of ``burst``."""
@@ -100,6 +104,8 @@ class Session:
             return
         self.closing = True
         code = error.close_code or CLOSE_POLICY
+        if self.on_close is not None:
+            self.on_close(code)
         spawn(self.conn.close(code, error.message[:120]), "close")
 
 
@@ -135,6 +141,7 @@ class Gateway:
             burst=self.settings.inbound_burst,
             tokens=float(self.settings.inbound_burst),
             refilled=loop.time(),
+            on_close=lambda code: self.metrics.closes.labels(str(code)).inc(),
         )
         self.metrics.connections_total.inc()
         if len(self.sessions) >= self.settings.max_clients:
@@ -150,14 +157,16 @@ class Gateway:
                     break
                 if not await self._receive(session, raw):
                     break
+            # Closing: keep draining what the peer already sent, so its answer to
+            # our close frame is read (returning now would close with 1000).
+            async for _ in conn:
+                pass
         except ConnectionClosed:
             pass
         finally:
             self.sessions.discard(session)
             self.metrics.connections.set(len(self.sessions))
             await self._leave_all(session)
-            if conn.close_code is not None:
-                self.metrics.closes.labels(str(conn.close_code)).inc()
 
     async def _receive(self, session: Session, raw: str | bytes) -> bool:
         """Handle one frame; False when the connection must end."""

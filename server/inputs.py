@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias, cast
 
 import msgpack
+
 from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.messages import Role, TemplateFormat
 from sleepsync.protocol.telemetry import TelemetrySample

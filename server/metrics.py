@@ -91,6 +91,65 @@ class Metrics:
             registry=r,
         )
 
+        # -- MQTT ingest --------------------------------------------------
+        self.telemetry_ingested = Counter(
+            "sleepsync_telemetry_ingested_total",
+            "telemetry samples handed to rooms (after dedup)",
+            registry=r,
+        )
+        self.telemetry_duplicates = Counter(
+            "sleepsync_telemetry_duplicates_total",
+            "telemetry samples dropped as QoS 1 redeliveries",
+            registry=r,
+        )
+        self.telemetry_invalid = Counter(
+            "sleepsync_telemetry_invalid_total",
+            "pod payloads dropped as invalid",
+            ["reason"],
+            registry=r,
+        )
+        self.telemetry_gaps = Counter(
+            "sleepsync_telemetry_gaps_total",
+            "telemetry samples missing from pods' seq numbers",
+            registry=r,
+        )
+        self.telemetry_reordered = Counter(
+            "sleepsync_telemetry_reordered_total",
+            "telemetry samples that arrived late and filled a gap",
+            registry=r,
+        )
+        self.telemetry_unowned = Counter(
+            "sleepsync_telemetry_unowned_total",
+            "pod messages for rooms this node no longer owns",
+            registry=r,
+        )
+        self.mqtt_drops = Counter(
+            "sleepsync_mqtt_drops_total",
+            "MQTT messages dropped because a queue was full",
+            ["queue"],
+            registry=r,
+        )
+        self.pod_faults = Counter(
+            "sleepsync_pod_faults_total", "pods reported as sensor faults", registry=r
+        )
+        self.pods_offline = Counter(
+            "sleepsync_pods_offline_total", "offline statuses (Last Will) received", registry=r
+        )
+        self.cues_published = Counter(
+            "sleepsync_cues_published_total", "cues published to pods", registry=r
+        )
+        self.mqtt_reconnects = Counter(
+            "sleepsync_mqtt_reconnects_total", "MQTT connections lost or refused", registry=r
+        )
+        self.mqtt_connected = Gauge(
+            "sleepsync_mqtt_connected", "1 while connected to the MQTT broker", registry=r
+        )
+        self.rooms_discovered = Counter(
+            "sleepsync_rooms_discovered_total",
+            "rooms opened because a pod announced itself in them",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -16,9 +16,11 @@ import socket
 from http import HTTPStatus
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from sleepsync.protocol.messages import Status
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from sleepsync.protocol.messages import Status
 
 from .backend.base import Backend
 from .backend.memory import MemoryBackend
@@ -89,11 +91,11 @@ class Node:
                 return connection.respond(HTTPStatus.OK, "ready\n")
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
         if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, "")
-            response.body = self.metrics.render()
-            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-            response.headers["Content-Length"] = str(len(response.body))
-            return response
+            body = self.metrics.render()
+            headers = Headers(
+                [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+            )
+            return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
         return None
 
     async def start(self) -> None:

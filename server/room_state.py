@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+
 from sleepsync.protocol.errors import TemplateInvalid
 from sleepsync.protocol.messages import Role
 from sleepsync.protocol.telemetry import Cue

@@ -1,0 +1,111 @@
+# ruff: noqa: RUF002  (the model is written in its own notation)
+"""The storytelling circle: turns among the present dreamers that lift the room.
+
+A circle is opened by recovery (when the room collapses) or by a member:
+a story line whose text is ``/circle`` opens one (the opener speaks first).
+Turns go round the present dreamers in name order; each turn lasts at most
+``circle_turn_s``. While a circle is open:
+
+- a story line from the dreamer whose turn it is *lifts* the room (every
+  dreamer: valence += lift·(1 − v), arousal −= lift/2·a), which raises
+  balance and so counts toward recovery, and passes the turn on;
+- ``/pass`` from the turn holder passes the turn without a lift;
+- ``/circle close`` from any member closes it;
+- other lines are ignored here (the room runtime already shows every line
+  as ``said``; the engine never echoes story text).
+
+It closes when a member closes it, when the room is stable again (circles
+opened by recovery), after ``circle_max_s`` (member circles, and recovery
+circles once the room is stable), or when the room is empty.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from sleepsync.protocol.wire import WireMap, WireValue
+
+__all__ = ["Circle", "parse_command"]
+
+
+def parse_command(text: str) -> str | None:
+    """``"open"``, ``"close"``, ``"pass"`` for circle commands, else None."""
+    words = text.strip().lower().split()
+    if not words:
+        return None
+    if words[0] == "/circle":
+        if len(words) == 1 or words[1] == "open":
+            return "open"
+        if words[1] in ("close", "end"):
+            return "close"
+        return None
+    if words[0] == "/pass":
+        return "pass"
+    return None
+
+
+class Circle:
+    """An open circle; the engine holds ``None`` when no circle is open."""
+
+    __slots__ = ("holder", "opened", "opened_by", "told", "turn_since")
+
+    def __init__(self, opened_by: str, holder: str, tick: int) -> None:
+        self.opened_by = opened_by  # "recovery" or a dreamer's name
+        self.opened = tick
+        self.holder = holder
+        self.turn_since = tick
+        self.told = 0
+
+    @classmethod
+    def open(
+        cls, opened_by: str, members: list[str], tick: int, turn_s: float, events: list[WireMap]
+    ) -> Circle:
+        holder = opened_by if opened_by in members else members[0]
+        circle = cls(opened_by, holder, tick)
+        events.append(
+            {
+                "kind": "circle_opened",
+                "by": opened_by,
+                "order": list[WireValue](members),
+                "turn": holder,
+                "turn_s": turn_s,
+            }
+        )
+        return circle
+
+    def pass_turn(self, members: list[str], reason: str, tick: int, events: list[WireMap]) -> None:
+        """Give the turn to the next present dreamer after the holder, by name."""
+        k = bisect_right(members, self.holder)
+        self.holder = members[k % len(members)]
+        self.turn_since = tick
+        events.append({"kind": "circle_turn", "to": self.holder, "reason": reason})
+
+    def close(self, reason: str, events: list[WireMap]) -> None:
+        events.append({"kind": "circle_closed", "reason": reason, "told": self.told})
+
+    def to_wire(self) -> list[WireValue]:
+        return [self.opened_by, self.holder, self.opened, self.turn_since, self.told]
+
+    @classmethod
+    def from_wire(cls, row: list[WireValue]) -> Circle:
+        opened_by, holder, opened, turn_since, told = row
+        if not (
+            isinstance(opened_by, str)
+            and isinstance(holder, str)
+            and isinstance(opened, int)
+            and isinstance(turn_since, int)
+            and isinstance(told, int)
+        ):
+            raise ValueError("bad circle state")
+        circle = cls(opened_by, holder, opened)
+        circle.turn_since = turn_since
+        circle.told = told
+        return circle
+
+    def view(self, tick: int, dt: float) -> WireMap:
+        return {
+            "by": self.opened_by,
+            "turn": self.holder,
+            "turn_for_s": round((tick - self.turn_since) * dt, 3),
+            "told": self.told,
+        }

@@ -1,0 +1,154 @@
+"""The dreamers of one room, stored as parallel lists in name order.
+
+Column ``i`` of every list describes the ``i``-th dreamer by name, so loops
+over the room are plain index loops with no per-dreamer objects, and every
+sum runs in the same order on every node (floating-point sums depend on
+order). Joins and leaves are rare and rebuild the name index; ticks only
+read and write list slots.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from .traits import Traits
+
+__all__ = ["NO_TELEMETRY", "DreamerTable"]
+
+#: ``tel_age`` of a dreamer that never sent telemetry.
+NO_TELEMETRY = 1 << 40
+
+
+class DreamerTable:
+    """Per-dreamer state; ``names`` is sorted and ``index`` maps name to column."""
+
+    __slots__ = (
+        "aro",
+        "beta",
+        "distress",
+        "dlt",
+        "eps",
+        "eta",
+        "gid",
+        "glitch",
+        "index",
+        "mute",
+        "names",
+        "online",
+        "pod",
+        "release",
+        "seq",
+        "tel_a",
+        "tel_age",
+        "tel_v",
+        "val",
+    )
+
+    #: Columns in snapshot order (``names`` first); all are lists.
+    COLUMNS = (
+        "names",
+        "val",
+        "aro",
+        "eps",
+        "dlt",
+        "eta",
+        "beta",
+        "pod",
+        "tel_v",
+        "tel_a",
+        "tel_age",
+        "seq",
+        "online",
+        "mute",
+        "glitch",
+        "gid",
+        "distress",
+        "release",
+    )
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.val: list[float] = []  # valence
+        self.aro: list[float] = []  # arousal
+        self.eps: list[float] = []  # expressiveness ε
+        self.dlt: list[float] = []  # openness δ
+        self.eta: list[float] = []  # amplification η
+        self.beta: list[float] = []  # bias β
+        self.pod: list[bool] = []  # has ever sent telemetry
+        self.tel_v: list[float] = []  # last measured valence
+        self.tel_a: list[float] = []  # last measured arousal
+        self.tel_age: list[int] = []  # ticks since the last sample
+        self.seq: list[int | None] = []  # seq of the last applied sample
+        self.online: list[bool] = []  # pod online: sends contagion
+        self.mute: list[int] = []  # outgoing contagion cut until this tick
+        self.glitch: list[float] = []  # glitch load
+        self.gid: list[int] = []  # id of the glitch carried (0: none)
+        self.distress: list[int] = []  # consecutive low-valence/high-arousal ticks
+        self.release: list[int] = []  # nightmare release until this tick
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def add(self, name: str, traits: Traits, valence: float, arousal: float) -> int:
+        """Insert a dreamer at its name position and return its column."""
+        i = bisect_left(self.names, name)
+        row: tuple[object, ...] = (
+            name,
+            valence,
+            arousal,
+            traits.expressiveness,
+            traits.openness,
+            traits.amplification,
+            traits.bias,
+            False,
+            valence,
+            arousal,
+            NO_TELEMETRY,
+            None,
+            False,
+            0,
+            0.0,
+            0,
+            0,
+            0,
+        )
+        for column, value in zip(self.COLUMNS, row, strict=True):
+            getattr(self, column).insert(i, value)
+        self._reindex()
+        return i
+
+    def remove(self, name: str) -> None:
+        i = self.index[name]
+        for column in self.COLUMNS:
+            del getattr(self, column)[i]
+        self._reindex()
+
+    def set_traits(self, i: int, traits: Traits) -> None:
+        self.eps[i] = traits.expressiveness
+        self.dlt[i] = traits.openness
+        self.eta[i] = traits.amplification
+        self.beta[i] = traits.bias
+
+    def traits(self, i: int) -> Traits:
+        return Traits(self.eps[i], self.dlt[i], self.eta[i], self.beta[i])
+
+    def rows(self) -> list[list[object]]:
+        """Rows in column order, for snapshots."""
+        return [list(r) for r in zip(*(getattr(self, c) for c in self.COLUMNS), strict=True)]
+
+    def load_rows(self, rows: list[list[object]]) -> None:
+        columns: list[list[object]] = [[] for _ in self.COLUMNS]
+        for row in rows:
+            if len(row) != len(self.COLUMNS):
+                raise ValueError("dreamer row of the wrong length")
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        for name, column in zip(self.COLUMNS, columns, strict=True):
+            setattr(self, name, column)
+        if self.names != sorted(set(self.names)):
+            raise ValueError("dreamer names are not sorted and unique")
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.names)}

@@ -1,0 +1,206 @@
+# ruff: noqa: RUF002  (the model is written in its own notation)
+"""Glitches: disturbances that start at one dreamer, spread, and fade.
+
+A glitch has an id, a kind, an origin dreamer and a peak intensity. Each
+dreamer carries at most one glitch at a time, as a *load* in (0, 1] (the
+strongest that reached it); while carried, the load pushes valence down and
+arousal up (see :mod:`.contagion`).
+
+Sources (kinds):
+
+- ``injected`` — a :class:`~.api.GlitchInjected` input (operators, drills);
+- ``sensor`` — a :class:`~.api.PodFault` input: intensity
+  ``sensor_fault_base + sensor_fault_per_invalid · invalid_count`` (max 1);
+- ``stress`` — a stress spike: a pod's measured arousal rises by at least
+  ``stress_jump`` between two samples; intensity ``stress_gain · rise``;
+- ``fragment`` — a corrupted narrative fragment: the room enters a scene
+  whose ``corruption`` is above 0; intensity = the corruption, origin = the
+  template's uploader when present, else the dreamer with the lowest valence.
+
+Every tick, each dreamer without a glitch catches one with probability
+``1 − exp(−λ)``, ``λ = rate · δ_R · α/(n−1) · Σ_S ε_S g_S · (1 − balance) · Δt``
+over expressive carriers S: proportional to the contagion strength toward
+R and to the room's fragility. The draw uses the engine's seeded RNG, one
+draw per susceptible dreamer in name order. The new carrier takes
+``spread_share`` of the load of the strongest sender (largest ε_S g_S,
+first by name on ties), and the glitch of that sender. Loads then decay
+exponentially (``glitch_half_life_s``); below ``glitch_floor`` they are
+gone, and a glitch nobody carries any more has faded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sleepsync.protocol.wire import WireMap, WireValue
+
+from .dreamer import DreamerTable
+from .rng import SplitMix64
+
+__all__ = ["GLITCH_KINDS", "Glitch", "GlitchField"]
+
+GLITCH_KINDS = ("fragment", "sensor", "stress", "injected")
+
+
+def r3(x: float) -> float:
+    return round(x, 3)
+
+
+@dataclass(slots=True)
+class Glitch:
+    id: int
+    kind: str
+    origin: str
+    peak: float
+    started: int  # tick
+    reach: int = 1  # dreamers it reached, origin included
+
+    def to_row(self) -> list[WireValue]:
+        return [self.id, self.kind, self.origin, self.peak, self.started, self.reach]
+
+    @classmethod
+    def from_row(cls, row: list[WireValue]) -> Glitch:
+        gid, kind, origin, peak, started, reach = row
+        if not (
+            isinstance(gid, int)
+            and isinstance(kind, str)
+            and isinstance(origin, str)
+            and isinstance(peak, float)
+            and isinstance(started, int)
+            and isinstance(reach, int)
+        ):
+            raise ValueError("bad glitch row")
+        return cls(gid, kind, origin, peak, started, reach)
+
+
+class GlitchField:
+    """The active glitches of a room and the next glitch id."""
+
+    __slots__ = ("active", "next_id")
+
+    def __init__(self) -> None:
+        self.active: dict[int, Glitch] = {}
+        self.next_id = 1
+
+    def start(
+        self, t: DreamerTable, i: int, kind: str, intensity: float, tick: int, events: list[WireMap]
+    ) -> None:
+        """Start a glitch of ``kind`` at dreamer column ``i``."""
+        if not math.isfinite(intensity):
+            return
+        intensity = float(min(1.0, max(0.0, intensity)))
+        if intensity <= 0.0:
+            return
+        glitch = Glitch(self.next_id, kind, t.names[i], intensity, tick)
+        self.next_id += 1
+        self.active[glitch.id] = glitch
+        t.glitch[i] = max(t.glitch[i], intensity)
+        t.gid[i] = glitch.id
+        events.append(
+            {
+                "kind": "glitch_started",
+                "id": glitch.id,
+                "glitch": kind,
+                "origin": glitch.origin,
+                "intensity": r3(intensity),
+            }
+        )
+
+    def step(
+        self,
+        t: DreamerTable,
+        rng: SplitMix64,
+        *,
+        alpha: float,
+        fragility: float,
+        rate: float,
+        share: float,
+        decay: float,
+        floor: float,
+        dt: float,
+        tick: int,
+        events: list[WireMap],
+    ) -> None:
+        """Spread, decay and fade; does nothing when no glitch is active."""
+        if not self.active:
+            return
+        n = len(t)
+        glitch, gid = t.glitch, t.gid
+        if n > 1 and fragility > 0.0 and rate > 0.0:
+            total = 0.0
+            best = -1
+            best_w = 0.0
+            for i in range(n):
+                g = glitch[i]
+                if g > 0.0 and t.online[i] and t.mute[i] <= tick:
+                    w = t.eps[i] * g
+                    total += w
+                    if w > best_w:
+                        best_w = w
+                        best = i
+            if best >= 0:
+                base = rate * alpha / (n - 1) * total * fragility * dt
+                src_load = glitch[best]
+                src_id = gid[best]
+                src_name = t.names[best]
+                for i in range(n):
+                    if glitch[i] > 0.0:
+                        continue
+                    lam = base * t.dlt[i]
+                    if rng.random() < 1.0 - math.exp(-lam):
+                        glitch[i] = share * src_load
+                        gid[i] = src_id
+                        record = self.active.get(src_id)
+                        if record is not None:
+                            record.reach += 1
+                        events.append(
+                            {
+                                "kind": "glitch_spread",
+                                "id": src_id,
+                                "from": src_name,
+                                "to": t.names[i],
+                                "intensity": r3(glitch[i]),
+                            }
+                        )
+        carried: set[int] = set()
+        for i in range(n):
+            g = glitch[i]
+            if g > 0.0:
+                g *= decay
+                if g < floor:
+                    glitch[i] = 0.0
+                    gid[i] = 0
+                else:
+                    glitch[i] = g
+                    carried.add(gid[i])
+        for glitch_id in sorted(self.active):
+            if glitch_id not in carried:
+                record = self.active.pop(glitch_id)
+                events.append(
+                    {
+                        "kind": "glitch_faded",
+                        "id": glitch_id,
+                        "glitch": record.kind,
+                        "origin": record.origin,
+                        "reach": record.reach,
+                        "lasted_s": r3((tick + 1 - record.started) * dt),
+                    }
+                )
+
+    def view(self, t: DreamerTable) -> list[WireValue]:
+        carriers: dict[int, int] = {}
+        for g_id in t.gid:
+            if g_id:
+                carriers[g_id] = carriers.get(g_id, 0) + 1
+        return [
+            {
+                "id": g.id,
+                "kind": g.kind,
+                "origin": g.origin,
+                "intensity": r3(g.peak),
+                "carriers": carriers.get(g.id, 0),
+                "reach": g.reach,
+            }
+            for g in (self.active[k] for k in sorted(self.active))
+        ]

@@ -1,0 +1,268 @@
+"""Messages round-trip; decode of anything returns a message or a RemoteError."""
+
+from __future__ import annotations
+
+import contextlib
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sleepsync.protocol.codec import decode, decode_map, encode
+from sleepsync.protocol.errors import (
+    DecodeError,
+    FrameTooBig,
+    InvalidMessage,
+    LimitExceeded,
+    RemoteError,
+    UnknownMessage,
+)
+from sleepsync.protocol.messages import (
+    CLIENT_TYPES,
+    MESSAGE_TYPES,
+    Error,
+    Event,
+    Hello,
+    Join,
+    Leave,
+    Left,
+    ListRooms,
+    ResumePoint,
+    Resync,
+    RoomInfo,
+    Rooms,
+    Say,
+    Snapshot,
+    Status,
+    UploadTemplate,
+    Welcome,
+)
+from sleepsync.protocol.wire import Limits
+
+rooms = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,47}", fullmatch=True)
+names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True)
+seqs = st.integers(0, 2**62)
+texts = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=200
+)
+scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
+wire_values = st.recursive(
+    scalars | st.floats(allow_nan=False) | st.binary(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+items = st.dictionaries(st.text(max_size=8), wire_values, max_size=4).map(
+    lambda d: {**d, "kind": "said"}
+)
+
+messages = st.one_of(
+    st.builds(
+        Hello, name=names, version=st.integers(0, 2**31 - 1), token=st.none() | st.text(max_size=50)
+    ),
+    st.builds(
+        Join,
+        room=rooms,
+        role=st.sampled_from(["dreamer", "observer"]),
+        resume=st.none() | st.builds(ResumePoint, epoch=seqs, seq=seqs),
+    ),
+    st.builds(Leave, room=rooms),
+    st.builds(Say, room=rooms, text=texts),
+    st.just(ListRooms()),
+    st.builds(
+        UploadTemplate,
+        room=rooms,
+        format=st.sampled_from(["json", "toml"]),
+        text=st.text(max_size=100),
+    ),
+    st.builds(
+        Welcome,
+        version=st.integers(0, 10),
+        node=st.text(max_size=20),
+        session=st.text(max_size=20),
+        max_frame=st.integers(0, 2**20),
+        max_rate=st.integers(0, 1000),
+    ),
+    st.builds(
+        Snapshot,
+        room=rooms,
+        epoch=seqs,
+        seq=seqs,
+        state=st.dictionaries(st.text(max_size=8), wire_values, max_size=4),
+    ),
+    st.builds(
+        Event, room=rooms, epoch=seqs, seq=seqs, tick=seqs, items=st.lists(items, max_size=4)
+    ),
+    st.builds(Resync, room=rooms, reason=st.text(max_size=50)),
+    st.builds(
+        Error,
+        code=st.text(max_size=20),
+        message=st.text(max_size=100),
+        fatal=st.booleans(),
+        ref=st.none() | st.sampled_from(sorted(CLIENT_TYPES)),
+    ),
+    st.builds(
+        Rooms,
+        rooms=st.lists(
+            st.builds(
+                RoomInfo,
+                room=rooms,
+                dreamers=st.integers(0, 100),
+                observers=st.integers(0, 100),
+                phase=st.text(max_size=10),
+            ),
+            max_size=5,
+        ),
+    ),
+    st.builds(Left, room=rooms),
+    st.builds(
+        Status,
+        state=st.sampled_from(["ok", "degraded", "shutting_down"]),
+        message=st.text(max_size=50),
+    ),
+)
+
+BIG = Limits(max_frame=1 << 20)
+
+
+@given(messages)
+@settings(max_examples=400)
+def test_every_message_round_trips(msg: object) -> None:
+    assert decode(encode(msg), BIG) == msg  # type: ignore[arg-type]
+
+
+def test_every_message_type_is_covered_by_the_strategy() -> None:
+    seen = {
+        Hello,
+        Join,
+        Leave,
+        Say,
+        ListRooms,
+        UploadTemplate,
+        Welcome,
+        Snapshot,
+        Event,
+        Resync,
+        Error,
+        Rooms,
+        Left,
+        Status,
+    }
+    assert seen == set(MESSAGE_TYPES.values())
+
+
+@given(st.binary(max_size=2048))
+@settings(max_examples=1000)
+def test_decode_of_arbitrary_bytes_raises_only_remote_errors(data: bytes) -> None:
+    with contextlib.suppress(RemoteError):
+        decode(data)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "t",
+                "room",
+                "role",
+                "text",
+                "name",
+                "version",
+                "resume",
+                "epoch",
+                "seq",
+                "items",
+                "state",
+            ]
+        ),
+        wire_values | st.sampled_from(sorted(MESSAGE_TYPES)),
+        max_size=6,
+    )
+)
+@settings(max_examples=1500)
+def test_decode_of_arbitrary_maps_raises_only_remote_errors(fields: dict[str, object]) -> None:
+    with contextlib.suppress(RemoteError):
+        decode(msgpack.packb(fields, use_bin_type=True))
+
+
+def test_oversize_frame_is_refused_before_parsing() -> None:
+    with pytest.raises(FrameTooBig) as info:
+        decode(b"\x80" * 70_000, Limits(max_frame=65_536))
+    assert info.value.close_code == 1009
+
+
+def test_limits_on_strings_arrays_maps_and_depth() -> None:
+    limits = Limits(max_str=10, max_array=3, max_map=3, max_depth=3)
+    with pytest.raises(LimitExceeded):
+        decode_map(msgpack.packb({"t": "say", "text": "x" * 11}), limits)
+    with pytest.raises(LimitExceeded):
+        decode_map(msgpack.packb({"t": "x", "a": [1, 2, 3, 4]}), limits)
+    with pytest.raises(LimitExceeded):
+        decode_map(msgpack.packb({"t": "x", "a": 1, "b": 2, "c": 3}), limits)
+    with pytest.raises(LimitExceeded):
+        decode_map(msgpack.packb({"t": "x", "a": [[[1]]]}), limits)
+    decode_map(msgpack.packb({"t": "x", "a": [[1]]}), limits)
+
+
+def test_deep_nesting_does_not_blow_the_stack() -> None:
+    data = b"\x91" * 60_000 + b"\x00"
+    with pytest.raises(RemoteError):
+        decode(data)
+
+
+@pytest.mark.parametrize(
+    ("payload", "error", "path"),
+    [
+        (b"\xc1", DecodeError, None),
+        (msgpack.packb([1, 2]), DecodeError, None),
+        (msgpack.packb({"x": 1}), DecodeError, None),
+        (msgpack.packb({"t": "dance"}), UnknownMessage, None),
+        (
+            msgpack.packb({"t": "join", "room": "Bad Room!", "role": "dreamer"}),
+            InvalidMessage,
+            "join.room",
+        ),
+        (msgpack.packb({"t": "join", "room": "ok", "role": "king"}), InvalidMessage, "join.role"),
+        (msgpack.packb({"t": "join", "room": "ok"}), InvalidMessage, "join.role"),
+        (msgpack.packb({"t": "hello", "name": "x y", "version": 1}), InvalidMessage, "hello.name"),
+        (
+            msgpack.packb({"t": "hello", "name": "lila", "version": True}),
+            InvalidMessage,
+            "hello.version",
+        ),
+        (msgpack.packb({"t": "say", "room": "ok", "text": "   "}), InvalidMessage, "say.text"),
+        (msgpack.packb({"t": "say", "room": "ok", "text": "a\x07b"}), InvalidMessage, "say.text"),
+        (msgpack.packb({"t": "say", "room": "ok", "text": "x" * 501}), InvalidMessage, "say.text"),
+        (
+            msgpack.packb(
+                {"t": "join", "room": "ok", "role": "dreamer", "resume": {"epoch": -1, "seq": 0}}
+            ),
+            InvalidMessage,
+            "join.resume.epoch",
+        ),
+        (msgpack.packb({1: 2}), DecodeError, None),
+    ],
+)
+def test_invalid_frames_name_the_problem(
+    payload: bytes, error: type[RemoteError], path: str | None
+) -> None:
+    with pytest.raises(error) as info:
+        decode(payload)
+    if path is not None:
+        assert isinstance(info.value, InvalidMessage)
+        assert info.value.path == path
+    assert info.value.message
+
+
+def test_say_strips_surrounding_white_space_on_decode() -> None:
+    msg = decode(msgpack.packb({"t": "say", "room": "ok", "text": "  hi there \n"}))
+    assert msg == Say("ok", "hi there")
+
+
+def test_local_construction_validates_too() -> None:
+    with pytest.raises(InvalidMessage):
+        Join("NOT A ROOM")
+    with pytest.raises(InvalidMessage):
+        Say("ok", "")

@@ -1,0 +1,194 @@
+"""Room logic without sockets: membership, story lines, pods, seq, snapshots."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
+from sleepsync.server.config import Settings
+from sleepsync.server.dream import engine_hooks
+from sleepsync.server.engine.api import PodOffline, Telemetry
+from sleepsync.server.inputs import (
+    MemberJoin,
+    MemberLeave,
+    RoomInput,
+    StoryInput,
+    TemplateInput,
+    decode_input,
+    decode_tick,
+    encode_input,
+    encode_tick,
+)
+from sleepsync.server.room_state import RoomState
+
+
+def join(session: str, name: str, role: str = "dreamer") -> MemberJoin:
+    return MemberJoin(session, name, "dreamer" if role == "dreamer" else "observer", "node-a")
+
+
+def sample(pod: str, seq: int, valence: float = 0.5) -> Telemetry:
+    vitals = VitalSigns(60.0, 50.0, 2.0, 14.0)
+    return Telemetry(TelemetrySample(pod, "boot1", seq, 1000.0 + seq, vitals, valence, 0.4))
+
+
+def kinds(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return [(i["kind"], i.get("name"), i.get("role")) for i in items if i["kind"] != "mood"]
+
+
+class TestMembership:
+    def test_join_and_leave_are_events(self) -> None:
+        room = RoomState("r")
+        out = room.apply([join("s1", "lila"), join("s2", "rico", "observer")])
+        assert kinds(out.items) == [("joined", "lila", "dreamer"), ("joined", "rico", "observer")]
+        assert out.seq == 1
+        out = room.apply([MemberLeave("s1")])
+        assert kinds(out.items) == [("left", "lila", "dreamer")]
+        assert room.dreamers() == [] and room.observers() == ["rico"]
+
+    def test_one_person_with_several_terminals_joins_once(self) -> None:
+        room = RoomState("r")
+        out = room.apply([join("s1", "lila"), join("s2", "lila")])
+        assert kinds(out.items) == [("joined", "lila", "dreamer")]
+        out = room.apply([MemberLeave("s1")])
+        assert out.items == [] and out.seq == 0, "still there on the other terminal"
+        out = room.apply([MemberLeave("s2")])
+        assert kinds(out.items) == [("left", "lila", "dreamer")]
+
+    def test_duplicate_join_and_unknown_leave_are_ignored(self) -> None:
+        room = RoomState("r")
+        room.apply([join("s1", "lila")])
+        out = room.apply([join("s1", "lila"), MemberLeave("nobody")])
+        assert out.items == []
+        assert room.session_count == 1
+
+
+class TestStory:
+    def test_story_lines_carry_author_and_text(self) -> None:
+        room = RoomState("r")
+        room.apply([join("s1", "lila")])
+        out = room.apply([StoryInput("s1", "lila", "once upon a time")])
+        assert out.items == [{"kind": "said", "name": "lila", "text": "once upon a time"}]
+        story = room.view()["story"]
+        assert story == [{"seq": 2, "name": "lila", "text": "once upon a time"}]
+
+    def test_story_tail_is_bounded(self) -> None:
+        room = RoomState("r", story_tail=3)
+        room.apply([join("s1", "lila")])
+        for i in range(10):
+            room.apply([StoryInput("s1", "lila", f"line {i}")])
+        story = room.view()["story"]
+        assert isinstance(story, list)
+        assert [line["text"] for line in story] == ["line 7", "line 8", "line 9"]  # type: ignore[index]
+
+    def test_a_line_from_someone_who_left_is_dropped(self) -> None:
+        room = RoomState("r")
+        out = room.apply([StoryInput("ghost", "x", "boo")])
+        assert out.items == []
+
+    def test_template_without_engine_is_rejected_not_applied(self) -> None:
+        room = RoomState("r")
+        out = room.apply([TemplateInput("lila", "json", "{}")])
+        assert out.rejected and out.items == []
+
+
+class TestSeq:
+    @given(st.lists(st.sampled_from(["join", "leave", "say", "quiet"]), max_size=60))
+    @settings(max_examples=100)
+    def test_seq_is_contiguous_and_only_counts_non_empty_ticks(self, script: list[str]) -> None:
+        room = RoomState("r")
+        seqs = []
+        present: list[str] = []
+        for n, step in enumerate(script):
+            inputs: list[RoomInput] = []
+            if step == "join":
+                inputs = [join(f"s{n}", f"p{n}")]
+                present.append(f"s{n}")
+            elif step == "leave" and present:
+                inputs = [MemberLeave(present.pop())]
+            elif step == "say" and present:
+                inputs = [StoryInput(present[0], "p", "hello")]
+            out = room.apply(inputs)
+            if out.items:
+                seqs.append(out.seq)
+            else:
+                assert out.seq == 0
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert room.seq == len(seqs)
+
+
+class TestPods:
+    def test_first_sample_makes_a_pod_member_and_offline_is_an_event(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        out = room.apply([], [sample("pod1", 1)])
+        assert ("joined", "pod1", "pod") in kinds(out.items)
+        out = room.apply([], [sample("pod1", 2)])
+        assert kinds(out.items) == []
+        out = room.apply([], [PodOffline("pod1")])
+        assert ("pod_offline", "pod1", None) in kinds(out.items)
+        assert room.online_pods == 0
+        out = room.apply([], [sample("pod1", 3)])
+        assert ("pod_online", "pod1", None) in kinds(out.items)
+
+    def test_capacity_counts_sessions_and_pods(self) -> None:
+        room = RoomState("r", capacity=2, hooks=engine_hooks(Settings()))
+        room.apply([join("s1", "lila")])
+        room.apply([], [sample("pod1", 1)])
+        out = room.apply([], [sample("pod2", 1)])
+        assert out.refused_pods == ["pod2"]
+        assert set(room.pods()) == {"pod1"}
+
+    def test_mood_reports_last_applied_telemetry_seq(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        out = room.apply([], [sample("pod1", 41), sample("pod1", 42)])
+        mood = [i for i in out.items if i["kind"] == "mood"]
+        assert mood and mood[0]["dreamers"][0][0] == "pod1"  # type: ignore[index]
+        assert mood[0]["dreamers"][0][4] == 42  # type: ignore[index]
+
+
+class TestSnapshots:
+    def test_restore_continues_identically(self) -> None:
+        hooks = engine_hooks(Settings())
+        room = RoomState("r", hooks=hooks)
+        room.apply([join("s1", "lila"), join("s2", "rico", "observer")], [sample("pod1", 1)])
+        room.apply([StoryInput("s1", "lila", "the sea")])
+        copy = RoomState.restore(room.snapshot(), hooks)
+        assert copy.view() == room.view()
+        for n in range(30):
+            inputs: list[RoomInput] = [StoryInput("s1", "lila", f"line {n}")] if n % 7 == 0 else []
+            a = room.apply(inputs, [sample("pod1", n + 2, 0.2)])
+            b = copy.apply(inputs, [sample("pod1", n + 2, 0.2)])
+            assert a.items == b.items and a.seq == b.seq
+        assert copy.snapshot() == room.snapshot()
+
+
+class TestInputCodec:
+    @given(
+        st.lists(
+            st.one_of(
+                st.builds(
+                    join,
+                    st.text(max_size=8),
+                    st.text(max_size=8),
+                    st.sampled_from(["dreamer", "observer"]),
+                ),
+                st.builds(MemberLeave, st.text(max_size=8)),
+                st.builds(
+                    StoryInput, st.text(max_size=8), st.text(max_size=8), st.text(max_size=50)
+                ),
+                st.builds(
+                    TemplateInput,
+                    st.text(max_size=8),
+                    st.sampled_from(["json", "toml"]),
+                    st.text(max_size=50),
+                ),
+            ),
+            max_size=5,
+        )
+    )
+    def test_inputs_and_tick_records_round_trip(self, inputs: list[RoomInput]) -> None:
+        for item in inputs:
+            assert decode_input(encode_input(item)) == item
+        record = decode_tick(encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")]))
+        assert record.room == inputs
+        assert record.external == [sample("pod1", 3), PodOffline("pod1")]

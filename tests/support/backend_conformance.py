@@ -1,0 +1,220 @@
+"""The backend conformance suite: every Backend implementation must pass it.
+
+Subclass :class:`BackendConformance` in a test module and provide a
+``make_backend`` fixture: an async factory ``make_backend(retention=...)``
+returning a started backend with an empty store. The suite only uses the
+``Backend`` protocol, so it runs unchanged against memory and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from sleepsync.server.backend.base import Backend, Fenced, Member, RoomSnapshot, StoredEvent
+
+MakeBackend = Callable[..., Awaitable[Backend]]
+
+
+def ev(epoch: int, seq: int, tick: int | None = None) -> StoredEvent:
+    return StoredEvent(epoch, seq, tick if tick is not None else seq, f"f{seq}".encode(), b"in")
+
+
+class BackendConformance:
+    """Behaviour every backend shares. Test names say the rule they check."""
+
+    # ------------------------------------------------------------ registry
+    async def test_create_room_respects_max_rooms(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        assert await b.create_room("a", 2)
+        assert await b.create_room("b", 2)
+        assert not await b.create_room("c", 2)
+        assert await b.create_room("a", 2), "an existing room is not a new one"
+        assert await b.list_rooms() == ["a", "b"]
+
+    async def test_delete_room_needs_current_epoch(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        assert not await b.delete_room("a", lease.epoch + 1)
+        assert await b.delete_room("a", lease.epoch)
+        assert await b.list_rooms() == []
+        assert await b.load_snapshot("a") is None
+
+    # ------------------------------------------------------------ leases
+    async def test_lease_is_exclusive_and_epochs_increase(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        first = await b.acquire_lease("r", "n1", 5000)
+        assert first is not None and first.node == "n1"
+        assert await b.acquire_lease("r", "n2", 5000) is None
+        owner = await b.owner("r")
+        assert owner == first
+        await b.release_lease(first)
+        assert await b.owner("r") is None
+        second = await b.acquire_lease("r", "n2", 5000)
+        assert second is not None and second.epoch == first.epoch + 1
+
+    async def test_lease_expires_and_renewal_extends(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 300)
+        assert lease is not None
+        await asyncio.sleep(0.2)
+        assert await b.renew_leases([lease], 300) == [True]
+        await asyncio.sleep(0.2)
+        assert await b.owner("r") == lease, "renewal kept the lease alive"
+        await asyncio.sleep(0.25)
+        assert await b.owner("r") is None
+        taken = await b.acquire_lease("r", "n2", 5000)
+        assert taken is not None and taken.epoch == lease.epoch + 1
+        assert await b.renew_leases([lease], 300) == [False], "a stale lease cannot renew"
+
+    async def test_release_of_stale_lease_does_nothing(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        old = await b.acquire_lease("r", "n1", 5000)
+        assert old is not None
+        await b.release_lease(old)
+        new = await b.acquire_lease("r", "n2", 5000)
+        await b.release_lease(old)
+        assert await b.owner("r") == new
+
+    # ------------------------------------------------------------ events and fencing
+    async def test_append_and_read_in_order(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        await b.append_events("r", lease.epoch, [ev(lease.epoch, s) for s in range(1, 6)])
+        got = await b.read_events("r", 0, 100)
+        assert [e.seq for e in got] == [1, 2, 3, 4, 5]
+        assert got[0] == ev(lease.epoch, 1), "frame, tick and inputs come back unchanged"
+        assert [e.seq for e in await b.read_events("r", 2, 2)] == [3, 4]
+        assert await b.read_events("r", 5, 10) == []
+        assert await b.first_seq("r") == 1
+        assert await b.last_position("r") == (lease.epoch, 5)
+
+    async def test_empty_stream_positions(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        assert await b.first_seq("r") is None
+        assert await b.last_position("r") == (0, 0)
+        assert await b.read_events("r", 0, 10) == []
+
+    async def test_stale_epoch_append_is_fenced(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        old = await b.acquire_lease("r", "n1", 5000)
+        assert old is not None
+        await b.release_lease(old)
+        new = await b.acquire_lease("r", "n2", 5000)
+        assert new is not None
+        with pytest.raises(Fenced):
+            await b.append_events("r", old.epoch, [ev(old.epoch, 1)])
+        result = await b.append_many({"r": (old.epoch, [ev(old.epoch, 1)])})
+        assert result == {"r": False}
+        assert await b.read_events("r", 0, 10) == [], "nothing of the stale owner was written"
+        assert await b.append_many({"r": (new.epoch, [ev(new.epoch, 1)])}) == {"r": True}
+        assert [e.seq for e in await b.read_events("r", 0, 10)] == [1]
+
+    async def test_append_many_covers_several_rooms(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        epochs = {}
+        for room in ("a", "b"):
+            await b.create_room(room, 10)
+            lease = await b.acquire_lease(room, "n1", 5000)
+            assert lease is not None
+            epochs[room] = lease.epoch
+        result = await b.append_many(
+            {room: (epoch, [ev(epoch, 1), ev(epoch, 2)]) for room, epoch in epochs.items()}
+        )
+        assert result == {"a": True, "b": True}
+        for room in ("a", "b"):
+            assert [e.seq for e in await b.read_events(room, 0, 10)] == [1, 2]
+
+    async def test_retention_trims_oldest(self, make_backend: MakeBackend) -> None:
+        b = await make_backend(retention=20)
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        for start in range(1, 201, 10):
+            await b.append_events(
+                "r", lease.epoch, [ev(lease.epoch, s) for s in range(start, start + 10)]
+            )
+        first = await b.first_seq("r")
+        assert first is not None and 150 <= first <= 181, first
+        kept = await b.read_events("r", 0, 1000)
+        assert kept[-1].seq == 200
+        assert [e.seq for e in kept] == list(range(kept[0].seq, 201)), "no holes"
+
+    async def test_wait_events_returns_pending_at_once(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        await b.append_events("r", lease.epoch, [ev(lease.epoch, 1)])
+        found = await b.wait_events({"r": 0}, 5.0, 10)
+        assert [e.seq for e in found["r"]] == [1]
+
+    async def test_wait_events_wakes_on_append(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        for room in ("r", "s"):
+            await b.create_room(room, 10)
+        lease = await b.acquire_lease("s", "n1", 5000)
+        assert lease is not None
+        waiter = asyncio.create_task(b.wait_events({"r": 0, "s": 0}, 5.0, 10))
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        await b.append_events("s", lease.epoch, [ev(lease.epoch, 1)])
+        found = await asyncio.wait_for(waiter, 3.0)
+        assert list(found) == ["s"]
+
+    async def test_wait_events_times_out_empty(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        assert await b.wait_events({"r": 0}, 0.2, 10) == {}
+
+    # ------------------------------------------------------------ snapshots
+    async def test_snapshot_round_trip_and_fencing(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        assert await b.load_snapshot("r") is None
+        snap = RoomSnapshot(lease.epoch, 7, b"state\x00\xff", b"view")
+        await b.save_snapshot("r", snap, lease.epoch)
+        assert await b.load_snapshot("r") == snap
+        with pytest.raises(Fenced):
+            await b.save_snapshot("r", RoomSnapshot(1, 8, b"x", b"y"), lease.epoch + 1)
+        assert await b.load_snapshot("r") == snap
+
+    # ------------------------------------------------------------ inbox
+    async def test_inbox_is_fifo_per_room_with_limit(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        for room in ("a", "b"):
+            await b.create_room(room, 10)
+        for i in range(5):
+            await b.push_input("a", f"a{i}".encode())
+        await b.push_input("b", b"b0")
+        got = await b.pop_inputs(["a", "b"], 3)
+        assert got == {"a": [b"a0", b"a1", b"a2"], "b": [b"b0"]}
+        assert await b.pop_inputs(["a", "b"], 10) == {"a": [b"a3", b"a4"]}
+        assert await b.pop_inputs(["a", "b"], 10) == {}
+
+    # ------------------------------------------------------------ presence
+    async def test_presence_enforces_capacity(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        members = [Member(f"s{i}", f"n{i}", "dreamer", "node1") for i in range(3)]
+        assert await b.join_presence("r", members[0], 2)
+        assert await b.join_presence("r", members[1], 2)
+        assert not await b.join_presence("r", members[2], 2)
+        assert await b.join_presence("r", members[0], 2), "re-joining is not a new member"
+        assert await b.presence("r") == members[:2]
+        await b.leave_presence("r", "s0")
+        assert await b.join_presence("r", members[2], 2)
+        assert [m.session for m in await b.presence("r")] == ["s1", "s2"]
