@@ -48,7 +48,13 @@ def _dump(obj: dict[str, object]) -> str:
 class JsonRenderer:
     def render(self, msg: ServerMessage) -> list[str]:
         if isinstance(msg, Event):
-            base = {"room": msg.room, "epoch": msg.epoch, "seq": msg.seq, "tick": msg.tick}
+            base = {
+                "room": msg.room,
+                "epoch": msg.epoch,
+                "seq": msg.seq,
+                "tick": msg.tick,
+                "ts": msg.ts,
+            }
             lines = []
             for item in msg.items:
                 fields = {k: jsonable(v) for k, v in item.items() if k != "kind"}

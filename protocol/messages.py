@@ -23,6 +23,7 @@ from .wire import (
     WireMap,
     WireValue,
     get_bool,
+    get_float,
     get_int,
     get_map,
     get_str,
@@ -344,6 +345,8 @@ class Event:
     seq: int
     tick: int
     items: list[WireMap]
+    #: Server wall-clock time (Unix seconds) when the tick ran; 0.0 when unknown.
+    ts: float = 0.0
 
     def __post_init__(self) -> None:
         _check_room(self.room, "event.room")
@@ -363,6 +366,7 @@ class Event:
             "seq": self.seq,
             "tick": self.tick,
             "items": list[WireValue](self.items),
+            "ts": self.ts,
         }
 
     @classmethod
@@ -382,6 +386,7 @@ class Event:
             seq=get_int(m, "seq", p, lo=0, hi=MAX_SEQ),
             tick=get_int(m, "tick", p, lo=0, hi=MAX_SEQ),
             items=items,
+            ts=get_float(m, "ts", p, lo=0.0, hi=1e11) if optional(m, "ts") else 0.0,
         )
 
 

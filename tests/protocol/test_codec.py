@@ -93,7 +93,13 @@ messages = st.one_of(
         state=st.dictionaries(st.text(max_size=8), wire_values, max_size=4),
     ),
     st.builds(
-        Event, room=rooms, epoch=seqs, seq=seqs, tick=seqs, items=st.lists(items, max_size=4)
+        Event,
+        room=rooms,
+        epoch=seqs,
+        seq=seqs,
+        tick=seqs,
+        items=st.lists(items, max_size=4),
+        ts=st.floats(0, 1e10),
     ),
     st.builds(Resync, room=rooms, reason=st.text(max_size=50)),
     st.builds(

@@ -29,9 +29,11 @@ def test_settings(**overrides: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_node(**overrides: Any) -> AsyncIterator[Node]:
+    """A started node; no MQTT unless ``mqtt=True`` is passed."""
     engine = overrides.pop("engine", True)
-    extra = {k: overrides.pop(k) for k in ("backend",) if k in overrides}
-    node = Node(test_settings(**overrides), engine=engine, **extra)
+    mqtt = overrides.pop("mqtt", False)
+    extra = {k: overrides.pop(k) for k in ("backend", "hooks") if k in overrides}
+    node = Node(test_settings(**overrides), engine=engine, mqtt=mqtt, **extra)
     await node.start()
     try:
         yield node

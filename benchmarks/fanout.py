@@ -1,0 +1,346 @@
+"""Fan-out benchmark: N websocket clients in R rooms receiving room events.
+
+Three parts, each in fresh processes (server in one, clients in another, so
+the 2 cores are split between them):
+
+1. ``bare``: a plain ``websockets`` server that broadcasts a frame of the
+   same size as a SleepSync mood event to every room's clients as fast as it
+   can. Its delivered frames/s is the baseline.
+2. ``max``: a SleepSync node whose rooms tick as fast as the node can (one
+   dreamer per room makes every tick produce an event): delivered frames/s.
+3. ``half``: SleepSync at the tick rate that gives half of its max
+   frames/s: p50/p99 latency from the tick (the event's ``ts``) to receipt.
+4. ``idle``: server RSS before and after N idle clients join (no events),
+   per connection.
+
+Usage: ``python benchmarks/fanout.py [--clients 1000] [--rooms 100] [--seconds 10]``.
+Prints a table, and JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import msgpack
+
+HERE = os.path.abspath(__file__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# ---------------------------------------------------------------- servers (child processes)
+
+
+async def bare_server(port: int, rooms: int, frame_size: int) -> None:
+    from websockets.asyncio.server import broadcast, serve
+
+    groups: list[set[Any]] = [set() for _ in range(rooms)]
+    counter = 0
+
+    async def handler(ws: Any) -> None:
+        nonlocal counter
+        group = groups[counter % rooms]
+        counter += 1
+        group.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            group.discard(ws)
+
+    pad = "x" * max(0, frame_size - 30)
+
+    async with serve(handler, "127.0.0.1", port, compression=None, max_queue=16):
+        while True:
+            # One frame per room per round, stamped like a SleepSync event.
+            for group in groups:
+                if group:
+                    frame = msgpack.packb({"t": "event", "pad": pad, "ts": time.time()})
+                    broadcast(group, frame)
+            await asyncio.sleep(0)
+
+
+async def sleepsync_server(port: int, tick_hz: float) -> None:
+    from sleepsync.server.config import Settings
+    from sleepsync.server.node import Node
+
+    settings = Settings(
+        port=port,
+        tick_hz=tick_hz,
+        node_id="bench",
+        max_clients=100_000,
+        room_capacity=1000,
+        max_inbound_rate=1000,
+        inbound_burst=1000,
+    )
+    node = Node(settings, mqtt=False)
+    await node.start()
+    await asyncio.Event().wait()
+
+
+# ---------------------------------------------------------------- clients (child process)
+
+
+async def clients(
+    url: str, n: int, rooms: int, seconds: float, dreamers: bool, bare: bool
+) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    from sleepsync.protocol.codec import encode
+    from sleepsync.protocol.messages import Hello, Join
+
+    latencies: list[float] = []
+    counts = [0]
+    measuring = [False]
+    conns: list[Any] = []
+    for i in range(n):
+        ws = await connect(url, compression=None, max_size=None, open_timeout=30)
+        conns.append(ws)
+        if not bare:
+            room = f"room{i % rooms}"
+            role = "dreamer" if dreamers and i < rooms else "observer"
+            await ws.send(encode(Hello(f"c{i}")))
+            await ws.send(encode(Join(room, role)))
+
+    async def read(ws: Any) -> None:
+        unpack = msgpack.unpackb
+        async for frame in ws:
+            if not measuring[0]:
+                continue
+            counts[0] += 1
+            if len(latencies) < 2_000_000:
+                msg = unpack(frame)
+                ts = msg.get("ts")
+                if msg.get("t") == "event" and ts:
+                    latencies.append(time.time() - ts)
+
+    tasks = [asyncio.create_task(read(ws)) for ws in conns]
+    await asyncio.sleep(2.0)  # let joins settle and snapshots arrive
+    measuring[0] = True
+    started = time.monotonic()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.sleep(seconds)
+    measuring[0] = False
+    elapsed = time.monotonic() - started
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    for task in tasks:
+        task.cancel()
+    for ws in conns:
+        with contextlib.suppress(Exception):
+            await ws.close()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {
+        "frames": counts[0],
+        "frames_per_s": counts[0] / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "client_cpu": (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / elapsed,
+    }
+
+
+async def idle_clients(url: str, n: int, rooms: int, hold: float) -> None:
+    from websockets.asyncio.client import connect
+
+    from sleepsync.protocol.codec import encode
+    from sleepsync.protocol.messages import Hello, Join
+
+    conns = []
+    for i in range(n):
+        ws = await connect(url, compression=None, max_size=None, open_timeout=30)
+        await ws.send(encode(Hello(f"idle{i}")))
+        await ws.send(encode(Join(f"quiet{i % rooms}", "observer")))
+        conns.append(ws)
+    print("ready", flush=True)
+    await asyncio.sleep(hold)
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, HERE, *args], stdout=subprocess.PIPE)
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def run_pair(server: list[str], client: list[str], port: int) -> dict[str, Any]:
+    srv = spawn(*server)
+    try:
+        wait_port(port)
+        out = subprocess.run(
+            [sys.executable, HERE, *client], capture_output=True, check=True, timeout=600
+        ).stdout
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        result["server_rss_kib"] = rss_kib(srv.pid)
+        return result
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def frame_size_of_mood() -> int:
+    from sleepsync.protocol.codec import encode
+    from sleepsync.protocol.messages import Event
+
+    item = {
+        "kind": "mood",
+        "balance": 0.512,
+        "phase": "stable",
+        "dreamers": [["c0", 0.5, 0.4, 0.0, None]],
+    }
+    return len(encode(Event("room42", 1, 12345, 12345, [item], time.time())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--rooms", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-tick-hz", type=float, default=2000.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    n, rooms, secs = args.clients, args.rooms, args.seconds
+    size = frame_size_of_mood()
+
+    port = free_port()
+    bare = run_pair(
+        ["_bare", str(port), str(rooms), str(size)],
+        ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "0", "1"],
+        port,
+    )
+    port = free_port()
+    top = run_pair(
+        ["_node", str(port), str(args.max_tick_hz)],
+        ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "1", "0"],
+        port,
+    )
+    half_hz = max(1.0, top["frames_per_s"] / 2 / n)
+    port = free_port()
+    half = run_pair(
+        ["_node", str(port), f"{half_hz:.2f}"],
+        ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "1", "0"],
+        port,
+    )
+    port = free_port()
+    srv = spawn("_node", str(port), "10")
+    try:
+        wait_port(port)
+        time.sleep(1.0)
+        before = rss_kib(srv.pid)
+        idle = subprocess.Popen(
+            [sys.executable, HERE, "_idle", f"ws://127.0.0.1:{port}", str(n), str(rooms), "60"],
+            stdout=subprocess.PIPE,
+        )
+        assert idle.stdout is not None
+        idle.stdout.readline()
+        time.sleep(3.0)
+        after = rss_kib(srv.pid)
+        idle.kill()
+        idle.wait()
+    finally:
+        srv.kill()
+        srv.wait()
+    per_conn = (after - before) / n
+
+    ratio = top["frames_per_s"] / bare["frames_per_s"]
+    rows = [
+        ("bare websockets.broadcast", bare["frames_per_s"], bare["p50_ms"], bare["p99_ms"]),
+        (
+            f"sleepsync max (tick {args.max_tick_hz:g} Hz asked)",
+            top["frames_per_s"],
+            top["p50_ms"],
+            top["p99_ms"],
+        ),
+        (
+            f"sleepsync half load (tick {half_hz:.1f} Hz)",
+            half["frames_per_s"],
+            half["p50_ms"],
+            half["p99_ms"],
+        ),
+    ]
+    print(f"\nfan-out: {n} clients in {rooms} rooms, {size}-byte event frames, {secs:g} s per run")
+    print(f"{'run':44} {'frames/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, fps, p50, p99 in rows:
+        p50s = f"{p50:8.2f}" if p50 is not None else f"{'-':>8}"
+        p99s = f"{p99:8.2f}" if p99 is not None else f"{'-':>8}"
+        print(f"{name:44} {fps:12,.0f} {p50s} {p99s}")
+    print(f"sleepsync max / bare: {ratio:.0%} (goal >= 60%)")
+    print(f"p99 at half load: {half['p99_ms']:.2f} ms (goal <= 20 ms)")
+    print(f"server memory per idle connection: {per_conn:.1f} KiB (goal <= 30 KiB)")
+    print(f"  server RSS {before} KiB -> {after} KiB with {n} idle clients")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "bare": bare,
+                    "max": top,
+                    "half": half,
+                    "half_tick_hz": half_hz,
+                    "ratio": ratio,
+                    "idle_kib_per_conn": per_conn,
+                }
+            )
+        )
+
+
+def child() -> None:
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the port probe is not a websocket handshake
+    cmd, *rest = sys.argv[1:]
+    if cmd == "_bare":
+        asyncio.run(bare_server(int(rest[0]), int(rest[1]), int(rest[2])))
+    elif cmd == "_node":
+        asyncio.run(sleepsync_server(int(rest[0]), float(rest[1])))
+    elif cmd == "_clients":
+        url, n, rooms, secs, dreamers, bare = rest
+        result = asyncio.run(
+            clients(url, int(n), int(rooms), float(secs), dreamers == "1", bare == "1")
+        )
+        print(json.dumps(result))
+    elif cmd == "_idle":
+        url, n, rooms, hold = rest
+        asyncio.run(idle_clients(url, int(n), int(rooms), float(hold)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
+        child()
+    else:
+        main()
