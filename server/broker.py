@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sleepsync.protocol.errors import SleepSyncError
-from sleepsync.protocol.wire import NAME_RE
+from sleepsync.protocol.topics import pod_ids
 
 __all__ = [
     "SERVER_USER",
@@ -36,7 +36,6 @@ __all__ = [
     "Credentials",
     "EmbeddedBroker",
     "hash_password",
-    "pod_ids",
     "read_credentials",
     "write_credentials",
 ]
@@ -79,10 +78,14 @@ class EmbeddedBroker:
             },
         }
         broker = Broker(config)
-        # amqtt logs each failure as an exception with a traceback; we report it once.
+        # amqtt logs each failure as an exception with a traceback (we report it
+        # once), warns about its own PUBACK bookkeeping, and its state machine
+        # library logs every transition at INFO: keep what matters.
         amqtt_log = logging.getLogger("amqtt")
         level = amqtt_log.level
         amqtt_log.setLevel(logging.CRITICAL)
+        if logging.getLogger("transitions").level == logging.NOTSET:
+            logging.getLogger("transitions").setLevel(logging.WARNING)
         try:
             await broker.start()
         except Exception as exc:
@@ -91,7 +94,7 @@ class EmbeddedBroker:
                 f"{exc.__cause__ or exc}"
             ) from None
         finally:
-            amqtt_log.setLevel(level if level != logging.NOTSET else logging.WARNING)
+            amqtt_log.setLevel(level if level != logging.NOTSET else logging.ERROR)
         self._broker = broker
         log.info("embedded MQTT broker on %s:%d", self.host, self.port)
 
@@ -137,16 +140,6 @@ def _check_port(host: str, port: int) -> None:
 class Credentials:
     username: str
     password: str
-
-
-def pod_ids(count: int, prefix: str = "pod") -> list[str]:
-    """``pod-001``, ``pod-002``, ...: the ids the simulator and the generator agree on."""
-    width = max(3, len(str(count)))
-    ids = [f"{prefix}-{i:0{width}d}" for i in range(1, count + 1)]
-    for pod in ids[:1]:
-        if not NAME_RE.fullmatch(pod):
-            raise ValueError(f"pod ids must match {NAME_RE.pattern}, got {pod!r}")
-    return ids
 
 
 def hash_password(password: str, *, iterations: int = 101, salt: bytes | None = None) -> str:
