@@ -12,6 +12,13 @@ without bound) and is closed with 1013.
 A client joining, or resuming after a reconnect, first gets a snapshot (or
 the events it missed) and is then attached to the live flow; the join
 bookkeeping (``_Local.catching_up``) makes sure it sees every seq exactly once.
+
+Never a silent gap: a stream that jumps past what this node delivered, a
+stream shorter than what it delivered (checked every ``VERIFY_INTERVAL`` for
+all local rooms in one backend call: the store lost its data), or a new epoch
+whose predecessor event is not the one this node delivered (a room re-created
+from scratch) gives every local client of the room a resync: the node joins
+them to the room again (``rejoin``) and sends a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -19,14 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection, broadcast
 
 from sleepsync.protocol.codec import encode
-from sleepsync.protocol.errors import SleepSyncError
+from sleepsync.protocol.errors import CLOSE_OVERLOADED, SleepSyncError
 from sleepsync.protocol.messages import ResumePoint, Resync
 
 from .backend.base import Backend, BackendError, StoredEvent
@@ -39,12 +46,23 @@ log = logging.getLogger("sleepsync.fanout")
 
 READ_LIMIT = 256
 WAIT_TIMEOUT = 0.5
+#: Seconds between checks that the local rooms' streams were not reset.
+VERIFY_INTERVAL = 1.0
+#: Attempts to bring a resynced client back into its room before closing it.
+REATTACH_ATTEMPTS = 8
 
 
 class RoomNotReady(SleepSyncError):
     """The room has no snapshot yet (its owner is starting); try again shortly."""
 
     code = "room_starting"
+
+
+class RoomUnavailable(SleepSyncError):
+    """The room could not be rebuilt for this client; reconnect to try again."""
+
+    code = "room_unavailable"
+    close_code = CLOSE_OVERLOADED
 
 
 class Subscriber(Protocol):
@@ -59,12 +77,23 @@ class Subscriber(Protocol):
         """The fan-out dropped this session from ``room`` for not reading."""
         ...
 
+    def lost(self, room: str) -> None:
+        """The fan-out could not bring this session back into ``room`` after a resync."""
+        ...
+
+
+#: Re-enters a session into a room after a resync (presence, membership, owner);
+#: False when the session no longer wants the room.
+Rejoin = Callable[[str, Subscriber], Awaitable[bool]]
+
 
 @dataclass(eq=False, slots=True)
 class _Local:
     """A room as seen by this node: its local sessions and read position."""
 
     last_seq: int
+    #: Epoch of the last event delivered (0: not known yet).
+    epoch: int = 0
     sessions: dict[Subscriber, None] = field(default_factory=dict)
     #: Sessions that already hold events past ``last_seq``: skip until theirs.
     catching_up: dict[Subscriber, int] = field(default_factory=dict)
@@ -89,9 +118,12 @@ class Fanout:
         self.outbound_buffer_bytes = outbound_buffer_bytes
         self.rooms: dict[str, _Local] = {}
         self._interest = asyncio.Event()
+        self.rejoin: Rejoin | None = None
+        self._verified_at = 0.0
 
     # ------------------------------------------------------------ reader
     async def run(self) -> None:
+        failing = False
         while True:
             if not self.rooms:
                 self._interest.clear()
@@ -102,11 +134,58 @@ class Fanout:
                 found = await self.backend.wait_events(positions, WAIT_TIMEOUT, READ_LIMIT)
             except BackendError as exc:
                 self.metrics.backend_failures.labels("read").inc()
-                log.warning("reading room events failed: %s", exc)
-                await asyncio.sleep(0.5)
+                (log.debug if failing else log.warning)("reading room events failed: %s", exc)
+                failing = True
+                await asyncio.sleep(0.2)
                 continue
-            for room, events in found.items():
-                self.deliver(room, events)
+            failing = False
+            try:
+                for room, events in found.items():
+                    if await self._continues(room, events):
+                        self.deliver(room, events)
+                await self._verify()
+            except BackendError as exc:
+                self.metrics.backend_failures.labels("read").inc()
+                log.warning("checking room events failed: %s", exc)
+            except Exception:  # a bug: keep delivering the other rooms, say so loudly
+                log.exception("delivering room events failed")
+
+    async def _continues(self, room: str, events: list[StoredEvent]) -> bool:
+        """A new epoch must continue the history this node delivered, else resync."""
+        local = self.rooms.get(room)
+        if local is None or not local.epoch or not events:
+            return True
+        first = events[0]
+        if first.epoch == local.epoch or first.seq != local.last_seq + 1:
+            return True
+        anchor = await self.backend.read_events(room, local.last_seq - 1, 1)
+        if anchor and anchor[0].seq == local.last_seq and anchor[0].epoch == local.epoch:
+            return True
+        if self.rooms.get(room) is local:
+            self._reset(room, local)
+        return False
+
+    async def _verify(self) -> None:
+        """Every VERIFY_INTERVAL: a stream shorter than what we delivered was reset."""
+        now = asyncio.get_running_loop().time()
+        if now - self._verified_at < VERIFY_INTERVAL or not self.rooms:
+            return
+        self._verified_at = now
+        try:
+            positions = await self.backend.last_positions(list(self.rooms))
+        except BackendError as exc:
+            self.metrics.backend_failures.labels("verify").inc()
+            log.warning("checking room streams failed: %s", exc)
+            return
+        for room, (_epoch, seq) in positions.items():
+            local = self.rooms.get(room)
+            if local is not None and seq < local.last_seq:
+                self._reset(room, local)
+
+    def _reset(self, room: str, local: _Local) -> None:
+        log.warning("the history of room %s was lost; resyncing its clients", room)
+        self.metrics.resets.inc()
+        self._resync_all(room, local, "the room's history was lost; starting again from now")
 
     def deliver(self, room: str, events: list[StoredEvent]) -> None:
         local = self.rooms.get(room)
@@ -121,6 +200,7 @@ class Fanout:
                 self._resync_all(room, local, "events were lost between the server nodes")
                 return
             local.last_seq = stored.seq
+            local.epoch = stored.epoch
             local.recent.append(stored)
             if local.catching_up:
                 self._deliver_catching_up(room, local, stored)
@@ -159,10 +239,28 @@ class Fanout:
     async def _reattach(self, room: str, session: Subscriber, reason: str) -> None:
         try:
             await session.send_frame(encode(Resync(room, reason)))
-            self.metrics.resyncs.inc()
-            await self.attach(room, session, None)
         except Exception as exc:  # the client went away meanwhile
             log.debug("resync of a client in %s failed: %s", room, exc)
+            return
+        self.metrics.resyncs.inc()
+        delay = 0.1
+        for _ in range(REATTACH_ATTEMPTS):
+            try:
+                if self.rejoin is not None and not await self.rejoin(room, session):
+                    return
+                await self.attach(room, session, None)
+                return
+            except (BackendError, RoomNotReady) as exc:
+                log.info("client cannot re-enter %s yet: %s", room, exc)
+            except SleepSyncError as exc:  # the room is full now, for example
+                log.info("client cannot re-enter %s: %s", room, exc)
+                break
+            except Exception as exc:  # the client went away meanwhile
+                log.debug("resync of a client in %s failed: %s", room, exc)
+                return
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+        session.lost(room)
 
     # ------------------------------------------------------------ joining
     async def attach(self, room: str, session: Subscriber, resume: ResumePoint | None) -> bool:

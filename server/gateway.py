@@ -47,6 +47,7 @@ from sleepsync.protocol.messages import (
     RoomInfo,
     Rooms,
     Say,
+    Status,
     UploadTemplate,
     Welcome,
 )
@@ -54,7 +55,7 @@ from sleepsync.protocol.wire import Limits
 
 from .backend.base import Backend, BackendError, Member
 from .config import Settings
-from .fanout import Fanout
+from .fanout import Fanout, RoomUnavailable, Subscriber
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput, encode_input
 from .metrics import Metrics
 from .room_state import EngineHooks
@@ -98,6 +99,9 @@ class Session:
     def slow(self, room: str) -> None:
         self.close_with(SlowConsumer(f"you did not read the events of {room} fast enough"))
 
+    def lost(self, room: str) -> None:
+        self.close_with(RoomUnavailable(f"room {room} could not be restored; reconnect"))
+
     def close_with(self, error: SleepSyncError) -> None:
         """Close the connection with the error's close code (at most once)."""
         if self.closing:
@@ -130,6 +134,9 @@ class Gateway:
         self.hooks = hooks
         self.sessions: set[Session] = set()
         self.limits = Limits(max_frame=settings.max_frame_bytes)
+        #: The degraded status while the backend is unreachable, told to newcomers too.
+        self.degraded: Status | None = None
+        fanout.rejoin = self.rejoin
 
     # ------------------------------------------------------------ connection
     async def handle(self, conn: ServerConnection) -> None:
@@ -251,6 +258,8 @@ class Gateway:
                 max_rate=int(self.settings.max_inbound_rate),
             ),
         )
+        if self.degraded is not None:
+            await self._send(session, self.degraded)
 
     def _member_of(self, session: Session, room: str) -> Role:
         role = session.rooms.get(room)
@@ -279,6 +288,38 @@ class Gateway:
         except BaseException:
             await self._leave(session, msg.room)
             raise
+
+    async def rejoin(self, room: str, subscriber: Subscriber) -> bool:
+        """Enter a session again after its room's history was lost (a resync).
+
+        The room may have to be created and owned again, and the session's
+        presence and membership recorded again; nothing happens twice when
+        they survived. False when the session left the room meanwhile.
+        """
+        session = subscriber if isinstance(subscriber, Session) else None
+        if session is None or session.closing or session.name is None:
+            return False
+        role = session.rooms.get(room)
+        if role is None:
+            return False
+        await self.rooms.open_room(room)
+        if any(m.session == session.id for m in await self.backend.presence(room)):
+            return True
+        member = Member(session.id, session.name, role, self.node_id)
+        if not await self.backend.join_presence(room, member, self.settings.room_capacity):
+            raise RoomFull(f"room {room} is full")
+        await self._push(room, MemberJoin(session.id, session.name, role, self.node_id))
+        return True
+
+    def set_health(self, healthy: bool, reason: str) -> None:
+        """Tell every client the node is degraded (the store is unreachable) or ok again."""
+        if healthy:
+            self.degraded = None
+            status = Status("ok", "the shared store is reachable again")
+        else:
+            status = Status("degraded", f"{reason}; rooms pause until it is back")
+            self.degraded = status
+        spawn(self.tell_all(status), "status")
 
     async def _leave(self, session: Session, room: str) -> None:
         if session.rooms.pop(room, None) is None:

@@ -10,12 +10,27 @@ all frames in one backend call. A room whose tick raises is reloaded from its
 last snapshot; the node and the other rooms go on. An append refused for a
 stale epoch, or a lease that could not be renewed, makes the node step down
 from that room at once.
+
+Many nodes: every node sends a heartbeat each lease TTL / 3 and adopts
+unowned rooms (their owner died and the lease expired) up to its fair share,
+``ceil(rooms / live nodes) + room_share_slack``; a room opened by a join is
+taken by the joining node when it is under its share, else left to a node
+that is (and taken anyway if no one has within one lease TTL). The owner
+removes the members of nodes that stopped beating. When the backend fails,
+the node reports itself degraded (``on_health``); once it can no longer be
+sure of its leases (renewals failing for a lease TTL) it stops ticking its
+rooms, and re-adopts them when the backend returns. A tick whose append
+failed on the backend reloads its rooms from the store before ticking them
+again, so nothing it computed but could not store is ever built upon.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,9 +39,15 @@ from sleepsync.protocol.errors import DecodeError, TooManyRooms
 from sleepsync.protocol.messages import Event, Snapshot
 from sleepsync.protocol.telemetry import Cue
 
-from .backend.base import Backend, BackendError, Lease, RoomSnapshot, StoredEvent
+from .backend.base import Backend, BackendError, Fenced, Lease, RoomSnapshot, StoredEvent
 from .config import Settings
-from .inputs import ExternalInput, RoomInput, decode_input, decode_tick, encode_tick
+from .inputs import (
+    ExternalInput,
+    RoomInput,
+    decode_input,
+    decode_tick,
+    encode_tick,
+)
 from .metrics import Metrics
 from .room_state import EngineHooks, RoomState
 from .tasks import spawn
@@ -50,11 +71,15 @@ class OwnedRoom:
     external: list[ExternalInput] = field(default_factory=list)
     external_dropped: int = 0
     empty_since: float | None = None
+    #: Inputs the owner itself adds (leaves of members of dead nodes), next tick.
+    pending: list[RoomInput] = field(default_factory=list)
 
 
 CueSink = Callable[[str, list[Cue]], None]
 #: Called with (room, owned) when this node starts or stops owning a room.
 OwnershipSink = Callable[[str, bool], None]
+#: Called with (healthy, reason) when the backend fails or works again.
+HealthSink = Callable[[bool, str], None]
 
 
 class RoomManager:
@@ -70,6 +95,7 @@ class RoomManager:
         *,
         on_cues: CueSink | None = None,
         on_ownership: OwnershipSink | None = None,
+        on_health: HealthSink | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings
@@ -79,8 +105,14 @@ class RoomManager:
         self.owned: dict[str, OwnedRoom] = {}
         self._on_cues = on_cues
         self._on_ownership = on_ownership
+        self._on_health = on_health
         self._taking: dict[str, asyncio.Task[bool]] = {}
         self.ticks_run = 0
+        self.healthy = True
+        #: Loop time of the start of the last successful lease renewal.
+        self._renewed_at: float | None = None
+        self._renew_failing = False
+        self._recovering: set[str] = set()
 
     # ------------------------------------------------------------ ownership
     async def open_room(self, room: str) -> None:
@@ -91,8 +123,28 @@ class RoomManager:
         self.metrics.backend_ops.labels("create_room").inc()
         if not await self.backend.create_room(room, self.settings.max_rooms):
             raise TooManyRooms(f"the server holds its maximum of {self.settings.max_rooms} rooms")
-        if room not in self.owned and await self.backend.owner(room) is None:
+        if room in self.owned or await self.backend.owner(room) is not None:
+            return
+        if await self._under_share():
             await self.take(room)
+            return
+        # Leave the room to a node under its share; take it if no one does in time.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.lease_ttl_ms / 1000
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if room in self.owned or await self.backend.owner(room) is not None:
+                return
+        await self.take(room)
+
+    async def _under_share(self) -> bool:
+        live = len(await self.backend.live_nodes())
+        if live <= 1:
+            return True
+        return len(self.owned) < self._share(len(await self.backend.list_rooms()), live)
+
+    def _share(self, rooms: int, live: int) -> int:
+        return math.ceil(rooms / max(1, live)) + self.settings.room_share_slack
 
     async def take(self, room: str) -> bool:
         """Try to become the room's owner; one attempt at a time per room."""
@@ -220,11 +272,19 @@ class RoomManager:
                     await self.tick_once()
             except BackendError as exc:
                 self.metrics.backend_failures.labels("tick").inc()
-                log.warning("tick failed on the backend: %s", exc)
+                # One line per outage, not one per tick.
+                (log.warning if self.healthy else log.debug)("tick failed on the backend: %s", exc)
+                self._set_health(False, "the shared store is unreachable")
+            except Exception:  # a bug: keep the node alive, say so loudly
+                log.exception("tick failed")
 
     async def tick_once(self) -> None:
         """Tick every owned room once; batch the backend work."""
         if not self.owned:
+            return
+        if not self._leases_sure():
+            for room in list(self.owned):
+                self.step_down(room, "the backend is unreachable: the lease may have expired")
             return
         rooms = list(self.owned)
         self.metrics.backend_ops.labels("pop_inputs").inc()
@@ -244,20 +304,36 @@ class RoomManager:
         self.metrics.ticks.inc(len(rooms))
         if batches:
             self.metrics.backend_ops.labels("append").inc()
-            results = await self.backend.append_many(batches)
+            try:
+                results = await self.backend.append_many(batches)
+            except BackendError:
+                # Unknown whether the events were stored: rebuild these rooms from
+                # the store (same lease) before ticking them again.
+                for room in batches:
+                    self._recover(room)
+                raise
             for room, ok in results.items():
                 if not ok:
                     self.metrics.fenced.inc()
                     self.step_down(room, "append refused: a newer owner holds the room")
-        for room in to_snapshot:
-            owned = self.owned.get(room)
-            if owned is not None:
-                await self._save_snapshot(room, owned)
+        snapshots = {
+            room: (self._snapshot_of(room, owned), owned.lease.epoch)
+            for room in to_snapshot
+            if (owned := self.owned.get(room)) is not None
+        }
+        if snapshots:
+            self.metrics.backend_ops.labels("save_snapshot").inc()
+            saved = await self.backend.save_snapshots(snapshots)
+            for room, ok in saved.items():
+                if not ok:
+                    self.metrics.fenced.inc()
+                    self.step_down(room, "snapshot refused: a newer owner holds the room")
 
     def _tick_room(
         self, room: str, owned: OwnedRoom, raw_inputs: Sequence[bytes]
     ) -> StoredEvent | None:
-        inputs: list[RoomInput] = []
+        inputs: list[RoomInput] = owned.pending
+        owned.pending = []
         for raw in raw_inputs:
             try:
                 inputs.append(decode_input(raw))
@@ -278,7 +354,7 @@ class RoomManager:
             if not out.items:
                 return None
             epoch = owned.lease.epoch
-            frame = encode(Event(room, epoch, out.seq, state.tick, out.items))
+            frame = encode(Event(room, epoch, out.seq, state.tick, out.items, time.time()))
         except Exception:
             # A bug or a poisoned input: keep the node and the other rooms going,
             # and rebuild this room from its last good snapshot.
@@ -304,42 +380,140 @@ class RoomManager:
             log.exception("room %s could not be reloaded; releasing it", lease.room)
             await self.backend.release_lease(lease)
 
-    async def _save_snapshot(self, room: str, owned: OwnedRoom) -> None:
+    def _snapshot_of(self, room: str, owned: OwnedRoom) -> RoomSnapshot:
         state = owned.state
         view = encode(Snapshot(room, owned.last_epoch, state.seq, state.view()))
-        snapshot = RoomSnapshot(owned.last_epoch, state.seq, state.snapshot(), view)
+        return RoomSnapshot(owned.last_epoch, state.seq, state.snapshot(), view)
+
+    async def _save_snapshot(self, room: str, owned: OwnedRoom) -> None:
         self.metrics.backend_ops.labels("save_snapshot").inc()
         try:
-            await self.backend.save_snapshot(room, snapshot, owned.lease.epoch)
-        except BackendError as exc:
+            await self.backend.save_snapshot(
+                room, self._snapshot_of(room, owned), owned.lease.epoch
+            )
+        except Fenced as exc:
             self.metrics.fenced.inc()
             self.step_down(room, f"snapshot refused: {exc.message}")
+
+    def _recover(self, room: str) -> None:
+        """Stop ticking ``room`` and rebuild it from the store under the same lease."""
+        owned = self.owned.get(room)
+        if owned is None or room in self._recovering:
+            return
+        self.step_down(room, "the backend failed during the tick; reloading the room")
+        self._recovering.add(room)
+        spawn(self._recover_room(owned.lease), f"recover {room}")
+
+    async def _recover_room(self, lease: Lease) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.lease_ttl_ms / 1000
+        try:
+            while loop.time() < deadline:
+                try:
+                    (held,) = await self.backend.renew_leases([lease], self.settings.lease_ttl_ms)
+                    if not held:
+                        return
+                    owned = await self._restore(lease.room, lease)
+                except BackendError:
+                    await asyncio.sleep(0.1)
+                    continue
+                if lease.room in self.owned:
+                    return
+                self.owned[lease.room] = owned
+                self.metrics.rooms_owned.set(len(self.owned))
+                if self._on_ownership is not None:
+                    self._on_ownership(lease.room, True)
+                return
+        finally:
+            self._recovering.discard(lease.room)
+
+    # ------------------------------------------------------------ health
+    def _leases_sure(self) -> bool:
+        """False once renewals have failed for longer than a lease lives."""
+        if not self._renew_failing or self._renewed_at is None:
+            return True
+        loop = asyncio.get_running_loop()
+        margin = self.settings.tick_seconds
+        return loop.time() < self._renewed_at + self.settings.lease_ttl_ms / 1000 - margin
+
+    def _set_health(self, healthy: bool, reason: str) -> None:
+        if healthy == self.healthy:
+            return
+        self.healthy = healthy
+        self.metrics.degraded.set(0 if healthy else 1)
+        if healthy:
+            log.info("node %s: the backend works again", self.node_id)
+        else:
+            log.warning("node %s degraded: %s", self.node_id, reason)
+        if self._on_health is not None:
+            self._on_health(healthy, reason)
 
     # ------------------------------------------------------------ leases, idle rooms
     async def _lease_loop(self) -> None:
         interval = self.settings.lease_ttl_ms / 3000
         while True:
-            await asyncio.sleep(interval)
             try:
                 await self.maintain()
             except BackendError as exc:
                 self.metrics.backend_failures.labels("lease").inc()
-                log.warning("lease maintenance failed: %s", exc)
+                (log.warning if self.healthy else log.debug)("lease maintenance failed: %s", exc)
+                self._renew_failing = True  # the leases were not confirmed this round
+                self._set_health(False, "the shared store is unreachable")
+            except Exception:  # a bug: keep the node alive, say so loudly
+                log.exception("lease maintenance failed")
+                self._renew_failing = True
+            await asyncio.sleep(interval)
 
     async def maintain(self) -> None:
-        """Renew leases, remove rooms empty for too long, adopt orphaned rooms."""
+        """Heartbeat, renew leases, clean up dead nodes' members, remove rooms empty
+        for too long, adopt orphaned rooms up to the fair share."""
         loop = asyncio.get_running_loop()
+        s = self.settings
+        await self.backend.heartbeat(self.node_id, s.node_ttl_ms)
         if self.owned:
             leases = [o.lease for o in self.owned.values()]
             self.metrics.backend_ops.labels("renew").inc()
-            results = await self.backend.renew_leases(leases, self.settings.lease_ttl_ms)
+            started = loop.time()
+            results = await self.backend.renew_leases(leases, s.lease_ttl_ms)
+            self._renewed_at = started
             for lease, ok in zip(leases, results, strict=True):
                 if not ok:
                     self.step_down(lease.room, "lease lost")
-        now = loop.time()
-        for room, owned in list(self.owned.items()):
+        else:
+            self._renewed_at = loop.time()
+        self._renew_failing = False
+        self._set_health(True, "")
+        live = set(await self.backend.live_nodes())
+        live.add(self.node_id)
+        await self._tend_owned(live, loop.time())
+        rooms = await self.backend.list_rooms()
+        candidates = [r for r in rooms if r not in self.owned and r not in self._recovering]
+        owners = await self.backend.owners(candidates)
+        orphans = [room for room, lease in owners.items() if lease is None]
+        random.shuffle(orphans)  # nodes adopting at once rarely race for the same room
+        share = self._share(len(rooms), len(live))
+        for room in orphans:
+            if len(self.owned) >= share:
+                break
+            await self.take(room)
+
+    async def _tend_owned(self, live: set[str], now: float) -> None:
+        """Members of dead nodes leave; rooms empty for ``room_idle_seconds`` go."""
+        presences = await self.backend.presences(list(self.owned))
+        for room, members in presences.items():
+            owned = self.owned.get(room)
+            if owned is None:
+                continue
+            dead = {m.node for m in members if m.node not in live}
+            for member in members:
+                if member.node in dead:
+                    await self.backend.leave_presence(room, member.session)
+            for node in sorted(dead):
+                log.info("node %s is gone: its members leave room %s", node, room)
+                owned.pending.extend(owned.state.leave_node(node))
+            alive = [m for m in members if m.node not in dead]
             busy = owned.state.session_count or owned.state.online_pods
-            if busy or await self.backend.presence(room):
+            if busy or alive or owned.pending:
                 owned.empty_since = None
                 continue
             if owned.empty_since is None:
@@ -348,6 +522,3 @@ class RoomManager:
                 if await self.backend.delete_room(room, owned.lease.epoch):
                     log.info("room %s removed after being empty", room)
                 self.step_down(room, "removed while empty")
-        for room in await self.backend.list_rooms():
-            if room not in self.owned and await self.backend.owner(room) is None:
-                await self.take(room)

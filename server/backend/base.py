@@ -5,11 +5,21 @@ the room's events, saves its snapshots and drains its inbox; every node reads
 the events of the rooms it has clients in. The interface is shaped after
 DESIGN.md §4 so the in-memory backend (one node) and the Redis backend (many
 nodes) are interchangeable and pass the same conformance suite
-(``tests/server/backend_conformance.py``).
+(``tests/support/backend_conformance.py``).
 
 Fencing: ``acquire_lease`` returns a new *epoch* on every takeover, and
 ``append_events`` refuses (raises :class:`Fenced`) any append whose epoch is
 not the room's current one, so a paused former owner can never write.
+
+Incarnations: a room's first epoch is derived from the wall clock in
+microseconds when the room is created (then +1 per takeover), so a room that
+is deleted and created again, or re-created after the store lost its data,
+never reuses an (epoch, seq) pair a client may still hold: resuming from such
+a pair finds no matching event and gets a resync instead of wrong events.
+
+Nodes send heartbeats; the owner of a room removes the presence of sessions
+whose node stopped beating, and nodes take rooms up to a fair share of the
+rooms among the live nodes.
 """
 
 from __future__ import annotations
@@ -123,6 +133,19 @@ class Backend(Protocol):
 
     async def owner(self, room: str) -> Lease | None: ...
 
+    async def owners(self, rooms: Sequence[str]) -> dict[str, Lease | None]:
+        """:meth:`owner` of many rooms in one round trip."""
+        ...
+
+    # -- nodes
+    async def heartbeat(self, node: str, ttl_ms: int) -> None:
+        """Say ``node`` is alive for the next ``ttl_ms``."""
+        ...
+
+    async def live_nodes(self) -> list[str]:
+        """Nodes whose last heartbeat has not expired, sorted."""
+        ...
+
     # -- events
     async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
         """Append in order; raises Fenced when ``epoch`` is not current."""
@@ -152,9 +175,23 @@ class Backend(Protocol):
         """(epoch, seq) of the newest event, (0, 0) when there is none."""
         ...
 
+    async def last_positions(self, rooms: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """:meth:`last_position` of many rooms in one round trip.
+
+        Readers compare it with what they delivered: a stream that is shorter
+        than what a node already read was reset (the store lost its data).
+        """
+        ...
+
     # -- snapshots
     async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
         """Store the snapshot; raises Fenced when ``lease_epoch`` is not current."""
+        ...
+
+    async def save_snapshots(
+        self, snapshots: Mapping[str, tuple[RoomSnapshot, int]]
+    ) -> dict[str, bool]:
+        """Save (snapshot, lease epoch) for many rooms at once; False where fenced."""
         ...
 
     async def load_snapshot(self, room: str) -> RoomSnapshot | None: ...
@@ -174,3 +211,7 @@ class Backend(Protocol):
     async def leave_presence(self, room: str, session: str) -> None: ...
 
     async def presence(self, room: str) -> list[Member]: ...
+
+    async def presences(self, rooms: Sequence[str]) -> dict[str, list[Member]]:
+        """:meth:`presence` of many rooms in one round trip."""
+        ...

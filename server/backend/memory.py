@@ -9,13 +9,19 @@ passes the same conformance suite as the Redis backend.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .base import Fenced, Lease, Member, RoomSnapshot, StoredEvent
 
-__all__ = ["MemoryBackend"]
+__all__ = ["MemoryBackend", "first_epoch"]
+
+
+def first_epoch() -> int:
+    """A new room's epoch base: wall-clock microseconds (see ``base``, incarnations)."""
+    return time.time_ns() // 1000
 
 
 @dataclass
@@ -36,6 +42,7 @@ class MemoryBackend:
         self._retention = retention
         self._inbox_limit = inbox_limit
         self._rooms: dict[str, _Room] = {}
+        self._nodes: dict[str, float] = {}
         self._changed = asyncio.Event()
 
     async def start(self) -> None:
@@ -50,7 +57,9 @@ class MemoryBackend:
     def _room(self, room: str) -> _Room:
         state = self._rooms.get(room)
         if state is None:
-            state = self._rooms[room] = _Room(events=deque(maxlen=self._retention))
+            state = self._rooms[room] = _Room(
+                epoch=first_epoch(), events=deque(maxlen=self._retention)
+            )
         return state
 
     # -- rooms registry
@@ -111,6 +120,17 @@ class MemoryBackend:
         if state is None or not self._held(state) or state.owner is None:
             return None
         return Lease(room, state.owner, state.epoch)
+
+    async def owners(self, rooms: Sequence[str]) -> dict[str, Lease | None]:
+        return {room: await self.owner(room) for room in rooms}
+
+    # -- nodes
+    async def heartbeat(self, node: str, ttl_ms: int) -> None:
+        self._nodes[node] = self._now() + ttl_ms / 1000
+
+    async def live_nodes(self) -> list[str]:
+        now = self._now()
+        return sorted(node for node, until in self._nodes.items() if until > now)
 
     # -- events
     async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
@@ -189,7 +209,21 @@ class MemoryBackend:
         last = state.events[-1]
         return (last.epoch, last.seq)
 
+    async def last_positions(self, rooms: Sequence[str]) -> dict[str, tuple[int, int]]:
+        return {room: await self.last_position(room) for room in rooms}
+
     # -- snapshots
+    async def save_snapshots(
+        self, snapshots: Mapping[str, tuple[RoomSnapshot, int]]
+    ) -> dict[str, bool]:
+        results: dict[str, bool] = {}
+        for room, (snapshot, lease_epoch) in snapshots.items():
+            state = self._rooms.get(room)
+            results[room] = state is not None and state.epoch == lease_epoch
+            if state is not None and results[room]:
+                state.snapshot = snapshot
+        return results
+
     async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
         state = self._rooms.get(room)
         if state is None or state.epoch != lease_epoch:
@@ -237,3 +271,6 @@ class MemoryBackend:
     async def presence(self, room: str) -> list[Member]:
         state = self._rooms.get(room)
         return [] if state is None else sorted(state.members.values(), key=lambda m: m.session)
+
+    async def presences(self, rooms: Sequence[str]) -> dict[str, list[Member]]:
+        return {room: await self.presence(room) for room in rooms}

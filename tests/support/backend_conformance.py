@@ -218,3 +218,73 @@ class BackendConformance:
         await b.leave_presence("r", "s0")
         assert await b.join_presence("r", members[2], 2)
         assert [m.session for m in await b.presence("r")] == ["s1", "s2"]
+
+    # ------------------------------------------------------------ batches, nodes, incarnations
+    async def test_batched_reads_match_single_ones(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        for room in ("a", "b", "c"):
+            await b.create_room(room, 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_events("a", lease.epoch, [ev(lease.epoch, 1), ev(lease.epoch, 2)])
+        await b.join_presence("b", Member("s1", "lila", "dreamer", "n1"), 5)
+        assert await b.owners(["a", "b"]) == {"a": lease, "b": None}
+        assert await b.last_positions(["a", "b"]) == {"a": (lease.epoch, 2), "b": (0, 0)}
+        presences = await b.presences(["a", "b"])
+        assert presences == {"a": [], "b": [Member("s1", "lila", "dreamer", "n1")]}
+        assert await b.owners([]) == {} and await b.last_positions([]) == {}
+
+    async def test_save_snapshots_is_fenced_per_room(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        leases = {}
+        for room in ("a", "b"):
+            await b.create_room(room, 10)
+            lease = await b.acquire_lease(room, "n1", 5000)
+            assert lease is not None
+            leases[room] = lease
+        snap = RoomSnapshot(leases["a"].epoch, 3, b"s", b"v")
+        result = await b.save_snapshots(
+            {"a": (snap, leases["a"].epoch), "b": (snap, leases["b"].epoch + 1)}
+        )
+        assert result == {"a": True, "b": False}
+        assert await b.load_snapshot("a") == snap
+        assert await b.load_snapshot("b") is None
+
+    async def test_heartbeats_expire(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.heartbeat("n1", 300)
+        await b.heartbeat("n2", 5000)
+        assert await b.live_nodes() == ["n1", "n2"]
+        await asyncio.sleep(0.45)
+        assert await b.live_nodes() == ["n2"]
+        await b.heartbeat("n1", 5000)
+        assert await b.live_nodes() == ["n1", "n2"]
+
+    async def test_recreated_room_never_reuses_an_epoch(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        first = await b.acquire_lease("r", "n1", 5000)
+        assert first is not None
+        assert await b.delete_room("r", first.epoch)
+        await b.create_room("r", 10)
+        second = await b.acquire_lease("r", "n1", 5000)
+        assert second is not None and second.epoch > first.epoch
+
+    async def test_lease_needs_an_existing_room(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        assert await b.acquire_lease("nowhere", "n1", 5000) is None
+
+    async def test_events_keep_their_own_epoch(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        old = await b.acquire_lease("r", "n1", 5000)
+        assert old is not None
+        await b.append_events("r", old.epoch, [ev(old.epoch, 1)])
+        await b.release_lease(old)
+        new = await b.acquire_lease("r", "n2", 5000)
+        assert new is not None
+        await b.append_events("r", new.epoch, [ev(new.epoch, 2)])
+        got = await b.read_events("r", 0, 10)
+        assert [(e.epoch, e.seq) for e in got] == [(old.epoch, 1), (new.epoch, 2)]
+        found = await b.wait_events({"r": 1}, 1.0, 10)
+        assert [(e.epoch, e.seq) for e in found["r"]] == [(new.epoch, 2)]
