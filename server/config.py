@@ -20,8 +20,10 @@ __all__ = ["ENV_PREFIX", "Settings", "add_arguments", "env_name", "settings_from
 ENV_PREFIX = "SLEEPSYNC_"
 
 
-def _setting(default: Any, help: str, *, minimum: float | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "minimum": minimum})
+def _setting(
+    default: Any, help: str, *, minimum: float | None = None, aliases: tuple[str, ...] = ()
+) -> Any:
+    return field(default=default, metadata={"help": help, "minimum": minimum, "aliases": aliases})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +66,26 @@ class Settings:
         2000, "events kept per room for resume (stream MAXLEN ~)", minimum=10
     )
     lease_ttl_ms: int = _setting(3000, "room ownership lease time-to-live", minimum=200)
+    redis_url: str = _setting(
+        "",
+        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory backend)",
+        aliases=("--redis",),
+    )
+    redis_timeout: float = _setting(
+        2.0, "seconds one Redis command may take before it counts as failed", minimum=0.05
+    )
+    node_ttl_ms: int = _setting(
+        6000,
+        "a node silent this long counts as dead: its presence is removed and it leaves "
+        "the fair share (heartbeats every lease TTL / 3)",
+        minimum=300,
+    )
+    room_share_slack: int = _setting(
+        0, "rooms a node may own beyond its fair share (rooms / live nodes)", minimum=0
+    )
+    inbox_limit: int = _setting(
+        10000, "inputs waiting in one room's inbox; when full the oldest is dropped", minimum=10
+    )
     close_timeout: float = _setting(
         5.0,
         "seconds to wait for a closing handshake before dropping the TCP connection",
@@ -159,6 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         convert.__name__ = type(f.default).__name__
         parser.add_argument(
             _flag(f.name),
+            *f.metadata.get("aliases", ()),
             dest=f.name,
             type=convert,
             default=default,

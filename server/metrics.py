@@ -6,7 +6,14 @@ served as text on ``GET /metrics``. Names start with ``sleepsync_``.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 __all__ = ["Metrics"]
 
@@ -14,6 +21,7 @@ __all__ = ["Metrics"]
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes
         self.connections = Gauge(
             "sleepsync_open_connections", "open websocket connections", registry=r
         )
@@ -75,6 +83,14 @@ class Metrics:
             "sleepsync_fenced_appends_total", "appends refused for a stale epoch", registry=r
         )
         self.resyncs = Counter("sleepsync_resyncs_total", "resyncs sent to clients", registry=r)
+        self.degraded = Gauge(
+            "sleepsync_degraded", "1 while the shared store (Redis) is unreachable", registry=r
+        )
+        self.resets = Counter(
+            "sleepsync_room_resets_total",
+            "rooms whose stored history vanished (the store lost its data)",
+            registry=r,
+        )
         self.resumes = Counter(
             "sleepsync_resumes_total", "joins resumed by replaying events", registry=r
         )

@@ -21,13 +21,18 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from sleepsync.protocol.messages import Status
+from sleepsync.protocol.telemetry import Cue
+from sleepsync.protocol.topics import BrokerUrl
 
 from .backend.base import Backend
 from .backend.memory import MemoryBackend
+from .backend.redis import RedisBackend
+from .broker import EmbeddedBroker
 from .config import Settings
 from .dream import engine_hooks
 from .fanout import Fanout
 from .gateway import Gateway
+from .ingest import Ingest
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
@@ -47,15 +52,54 @@ class Node:
         backend: Backend | None = None,
         hooks: EngineHooks | None = None,
         engine: bool = True,
+        mqtt: bool = True,
     ) -> None:
-        """``engine=False`` runs rooms without dream dynamics (membership and story only)."""
+        """``engine=False`` runs rooms without dream dynamics (membership and story only).
+
+        ``mqtt=False`` runs no MQTT ingest and no embedded broker (tests that need
+        no pods). With ``mqtt=True`` the node ingests pod telemetry from
+        ``settings.mqtt_url``, or from an embedded broker it starts when that is empty.
+        """
         self.settings = settings
         if hooks is None and engine:
             hooks = engine_hooks(settings)
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = Metrics()
-        self.backend: Backend = backend or MemoryBackend(retention=settings.event_retention)
-        self.rooms = RoomManager(self.backend, settings, self.node_id, self.metrics, hooks)
+        if backend is None and settings.redis_url:
+            backend = RedisBackend(
+                settings.redis_url,
+                retention=settings.event_retention,
+                inbox_limit=settings.inbox_limit,
+                timeout=settings.redis_timeout,
+            )
+        self.backend: Backend = backend or MemoryBackend(
+            retention=settings.event_retention, inbox_limit=settings.inbox_limit
+        )
+        self.rooms = RoomManager(
+            self.backend,
+            settings,
+            self.node_id,
+            self.metrics,
+            hooks,
+            on_cues=self._on_cues,
+            on_ownership=self._on_ownership,
+            on_health=self._on_health,
+        )
+        self.broker: EmbeddedBroker | None = None
+        self.ingest: Ingest | None = None
+        if mqtt:
+            if settings.mqtt_url:
+                broker_url = BrokerUrl.parse(settings.mqtt_url)
+            else:
+                self.broker = EmbeddedBroker(settings.mqtt_embedded_port)
+                broker_url = BrokerUrl("127.0.0.1", settings.mqtt_embedded_port)
+            self.ingest = Ingest(
+                settings,
+                self.rooms,
+                self.metrics,
+                broker_url,
+                client_id=settings.mqtt_client_id or f"sleepsync-{self.node_id}",
+            )
         self.fanout = Fanout(
             self.backend, self.metrics, outbound_buffer_bytes=settings.outbound_buffer_bytes
         )
@@ -82,11 +126,24 @@ class Node:
     def url(self) -> str:
         return f"ws://{self.settings.host}:{self.port}"
 
+    def _on_cues(self, room: str, cues: list[Cue]) -> None:
+        if self.ingest is not None:
+            self.ingest.send_cues(room, cues)
+
+    def _on_ownership(self, room: str, owned: bool) -> None:
+        if self.ingest is not None:
+            self.ingest.room_owned(room, owned)
+
+    def _on_health(self, healthy: bool, reason: str) -> None:
+        self.gateway.set_health(healthy, reason)
+
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         if path == "/readyz":
+            if self.ready and self.gateway.degraded is not None:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "degraded\n")
             if self.ready:
                 return connection.respond(HTTPStatus.OK, "ready\n")
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
@@ -99,20 +156,28 @@ class Node:
         return None
 
     async def start(self) -> None:
-        await self.backend.start()
-        s = self.settings
-        self._server = await serve(
-            self.gateway.handle,
-            s.host,
-            s.port,
-            process_request=self._http,
-            max_size=s.max_frame_bytes,
-            max_queue=16,
-            compression=None,
-            close_timeout=s.close_timeout,
-            ping_interval=20,
-            ping_timeout=20,
-        )
+        if self.broker is not None and self.ingest is not None:
+            await self.broker.start()  # raises BrokerUnavailable, in one sentence
+            self.ingest.broker = BrokerUrl(self.broker.host, self.broker.port)
+        try:
+            await self.backend.start()
+            s = self.settings
+            self._server = await serve(
+                self.gateway.handle,
+                s.host,
+                s.port,
+                process_request=self._http,
+                max_size=s.max_frame_bytes,
+                max_queue=16,
+                compression=None,
+                close_timeout=s.close_timeout,
+                ping_interval=20,
+                ping_timeout=20,
+            )
+        except BaseException:
+            if self.broker is not None:
+                await self.broker.stop()
+            raise
         self._tasks = asyncio.create_task(self._run_parts())
         self.ready = True
         log.info("node %s serving on %s", self.node_id, self.url)
@@ -121,6 +186,8 @@ class Node:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.rooms.run())
             tg.create_task(self.fanout.run())
+            if self.ingest is not None:
+                tg.create_task(self.ingest.run())
 
     async def stop(self) -> None:
         """Stop accepting, tell clients, close them cleanly, hand rooms back."""
@@ -138,12 +205,16 @@ class Node:
                 async with asyncio.timeout(self.settings.shutdown_grace):
                     await asyncio.gather(*closing, return_exceptions=True)
         await server.wait_closed()
+        if self.ingest is not None:
+            await self.ingest.drain_cues()
         if self._tasks is not None:
             self._tasks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tasks
         await self.rooms.release_all()
         await self.backend.close()
+        if self.broker is not None:
+            await self.broker.stop()
         log.info("node %s stopped", self.node_id)
 
     async def __aenter__(self) -> Node:

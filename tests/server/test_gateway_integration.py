@@ -306,3 +306,31 @@ async def test_sigterm_shuts_down_cleanly(tmp_path: object) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_max_rooms_is_enforced_with_an_error() -> None:
+    async with (
+        running_node(max_rooms=1) as node,
+        Recorder(RoomClient(node.url, "one", "lila")),
+        connect(node.url) as ws,
+    ):
+        await ws.send(encode(Hello("rico")))
+        await ws.send(encode(Join("two")))
+        error = await recv_until(ws, Error)
+        assert isinstance(error, Error) and error.code == "too_many_rooms"
+        assert not error.fatal
+        await ws.send(encode(Join("one")))  # the existing room still takes people
+        await recv_until(ws, Snapshot)
+
+
+async def test_max_clients_closes_the_extra_connection_with_1013() -> None:
+    async with running_node(max_clients=1) as node, connect(node.url) as first:
+        await first.send(encode(Hello("lila")))
+        await recv_until(first, Welcome)
+        async with connect(node.url) as second:
+            with pytest.raises(ConnectionClosed) as info:
+                async with asyncio.timeout(5):
+                    await second.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        await first.send(encode(ListRooms()))
+        assert isinstance(await recv_until(first, Rooms), Rooms)

@@ -1,0 +1,41 @@
+"""The README tells the truth about the code: settings, commands, messages."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from sleepsync.protocol.messages import MESSAGE_TYPES
+from sleepsync.server.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_configuration_table_matches_the_settings() -> None:
+    path = ROOT / "tools" / "readme_settings.py"
+    spec = importlib.util.spec_from_file_location("readme_settings", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.render(README) == README, "run: .venv/bin/python tools/readme_settings.py"
+
+
+def test_every_command_is_documented() -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"sleepsync {name}" in README, name
+
+
+def test_every_message_type_is_documented() -> None:
+    for kind in MESSAGE_TYPES:
+        assert f"| `{kind}` |" in README, kind
+
+
+def test_the_two_commands_and_ci_agree() -> None:
+    assert "make demo" in README and "make test" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\ndemo:" in makefile and "\ntest:" in makefile
