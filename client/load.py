@@ -304,6 +304,33 @@ def merge(results: list[dict[str, Any]]) -> tuple[WorkerTotals, LatencyHistogram
     return totals, hist
 
 
+def _start_time(opts: LoadOptions) -> float:
+    """When the schedule starts: after every observer had time to join."""
+    return time.time() + SETUP_S + opts.observers_per_room * opts.rooms * 0.003
+
+
+def _report(
+    opts: LoadOptions,
+    start: float,
+    results: list[dict[str, Any]],
+    interrupted: bool,
+    before: dict[str, float],
+    after: dict[str, float],
+) -> LoadReport:
+    elapsed = min(time.time(), start + opts.ramp + opts.duration) - start
+    totals, hist = merge(results)
+    return LoadReport(
+        opts.target_rate,
+        opts.duration,
+        max(elapsed, 1e-9),
+        totals,
+        hist,
+        before,
+        after,
+        interrupted=interrupted,
+    )
+
+
 async def run_load(
     opts: LoadOptions, *, stop: asyncio.Event | None = None, in_process: bool = True
 ) -> LoadReport:
@@ -311,7 +338,7 @@ async def run_load(
     validate(opts)
     await preflight(opts)
     before = await asyncio.to_thread(scrape, opts.servers)
-    start = time.time() + SETUP_S + opts.observers_per_room * opts.rooms * 0.003
+    start = _start_time(opts)
     plans = plan_workers(opts, start)
     stop = stop or asyncio.Event()
     if in_process:
@@ -319,19 +346,8 @@ async def run_load(
         interrupted = stop.is_set()
     else:
         results, interrupted = await asyncio.to_thread(run_processes, plans, None, None)
-    elapsed = min(time.time(), start + opts.ramp + opts.duration) - start
-    totals, hist = merge(results)
     after = await asyncio.to_thread(scrape, opts.servers)
-    return LoadReport(
-        opts.target_rate,
-        opts.duration,
-        max(elapsed, 1e-9),
-        totals,
-        hist,
-        before,
-        after,
-        interrupted=interrupted,
-    )
+    return _report(opts, start, results, interrupted, before, after)
 
 
 def run_cli_load(opts: LoadOptions, console: Console) -> LoadReport:
@@ -339,23 +355,10 @@ def run_cli_load(opts: LoadOptions, console: Console) -> LoadReport:
     validate(opts)
     asyncio.run(preflight(opts))
     before = scrape(opts.servers)
-    start = time.time() + SETUP_S + opts.observers_per_room * opts.rooms * 0.003
-    plans = plan_workers(opts, start)
+    start = _start_time(opts)
     progress = _Progress(opts, start)
-    results, interrupted = run_processes(plans, progress, console)
-    elapsed = min(time.time(), start + opts.ramp + opts.duration) - start
-    totals, hist = merge(results)
-    after = scrape(opts.servers)
-    return LoadReport(
-        opts.target_rate,
-        opts.duration,
-        max(elapsed, 1e-9),
-        totals,
-        hist,
-        before,
-        after,
-        interrupted=interrupted,
-    )
+    results, interrupted = run_processes(plan_workers(opts, start), progress, console)
+    return _report(opts, start, results, interrupted, before, scrape(opts.servers))
 
 
 # ---------------------------------------------------------------- CLI

@@ -15,7 +15,7 @@ from .errors import DecodeError, FrameTooBig, InvalidMessage, LimitExceeded, Unk
 from .messages import MESSAGE_TYPES, Message
 from .wire import DEFAULT_LIMITS, Limits, WireMap, check_depth
 
-__all__ = ["decode", "decode_map", "encode", "encode_map"]
+__all__ = ["decode", "decode_map", "encode", "encode_map", "event_time"]
 
 
 def encode(msg: Message) -> bytes:
@@ -69,3 +69,12 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         return cls.from_wire(fields)
     except (TypeError, ValueError, AttributeError) as exc:  # defensive: never leak these
         raise InvalidMessage(kind, "malformed fields") from exc
+
+
+def event_time(frame: bytes) -> float:
+    """The ``ts`` of an encoded event frame this program produced (0.0 if absent)."""
+    try:
+        value = msgpack.unpackb(frame, raw=False).get("ts", 0.0)
+    except Exception:  # not ours to judge here: the frame came from our own store
+        return 0.0
+    return float(value) if isinstance(value, int | float) else 0.0

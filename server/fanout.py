@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection, broadcast
 
-from sleepsync.protocol.codec import encode
+from sleepsync.protocol.codec import encode, event_time
 from sleepsync.protocol.errors import CLOSE_OVERLOADED, SleepSyncError
 from sleepsync.protocol.messages import ResumePoint, Resync
 
@@ -207,6 +208,9 @@ class Fanout:
             if local.conns:
                 broadcast(local.conns, stored.frame)
                 self.metrics.frames_out.inc(len(local.conns))
+                ticked = event_time(stored.frame)
+                if ticked:
+                    self.metrics.fanout_seconds.observe(max(0.0, time.time() - ticked))
                 self._check_slow(room, local)
 
     def _deliver_catching_up(self, room: str, local: _Local, stored: StoredEvent) -> None:

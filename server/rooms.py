@@ -469,6 +469,7 @@ class RoomManager:
         for too long, adopt orphaned rooms up to the fair share."""
         loop = asyncio.get_running_loop()
         s = self.settings
+        self.metrics.dreamers.set(sum(len(o.state.dreamers()) for o in self.owned.values()))
         await self.backend.heartbeat(self.node_id, s.node_ttl_ms)
         if self.owned:
             leases = [o.lease for o in self.owned.values()]

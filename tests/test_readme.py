@@ -39,3 +39,14 @@ def test_the_two_commands_and_ci_agree() -> None:
     assert "make test" in ci
     makefile = (ROOT / "Makefile").read_text()
     assert "\ndemo:" in makefile and "\ntest:" in makefile
+
+
+def test_the_narrative_example_is_a_valid_template() -> None:
+    import re
+
+    from sleepsync.protocol.narrative import parse_template
+
+    example = re.search(r"```json\n(.*?)```", README, re.S)
+    assert example is not None
+    template = parse_template(example.group(1), "json")
+    assert template.title == "The Lighthouse"

@@ -334,3 +334,11 @@ async def test_max_clients_closes_the_extra_connection_with_1013() -> None:
             assert info.value.rcvd is not None and info.value.rcvd.code == 1013
         await first.send(encode(ListRooms()))
         assert isinstance(await recv_until(first, Rooms), Rooms)
+
+
+async def test_metrics_count_fanout_latency_and_dreamers() -> None:
+    async with running_node(lease_ttl_ms=300) as node, Recorder(RoomClient(node.url, "m", "lila")):
+        await wait_for(lambda: node.metrics.value("sleepsync_fanout_seconds_count") >= 5)
+        await wait_for(lambda: node.metrics.value("sleepsync_dreamers") == 1, timeout=5)
+        assert node.metrics.value("sleepsync_fanout_seconds_sum") < 5
+        assert node.metrics.value("process_resident_memory_bytes") > 0
