@@ -26,6 +26,7 @@ import json
 import os
 import resource
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -34,6 +35,8 @@ from typing import Any
 import msgpack
 
 HERE = os.path.abspath(__file__)
+#: How an event frame's last key starts: fixstr "ts" then a float 64 marker.
+TS_TAIL = b"\xa2ts\xcb"
 
 
 def free_port() -> int:
@@ -103,19 +106,21 @@ async def sleepsync_server(port: int, tick_hz: float) -> None:
 
 
 async def clients(
-    url: str, n: int, rooms: int, seconds: float, dreamers: bool, bare: bool
+    url: str, n: int, rooms: int, seconds: float, dreamers: bool, bare: bool, part: int, parts: int
 ) -> dict[str, Any]:
+    """Connect clients part, part + parts, ... of n; count frames, record latency."""
     from websockets.asyncio.client import connect
 
+    from sleepsync.client.loadstats import LatencyHistogram
     from sleepsync.protocol.codec import encode
     from sleepsync.protocol.messages import Hello, Join
 
-    latencies: list[float] = []
+    latency = LatencyHistogram()
     counts = [0]
     measuring = [False]
     conns: list[Any] = []
-    for i in range(n):
-        ws = await connect(url, compression=None, max_size=None, open_timeout=30)
+    for i in range(part, n, parts):
+        ws = await connect(url, compression=None, max_size=None, open_timeout=60)
         conns.append(ws)
         if not bare:
             room = f"room{i % rooms}"
@@ -124,19 +129,20 @@ async def clients(
             await ws.send(encode(Join(room, role)))
 
     async def read(ws: Any) -> None:
-        unpack = msgpack.unpackb
+        record = latency.record
+        unpack_double = struct.Struct(">d").unpack_from
         async for frame in ws:
             if not measuring[0]:
                 continue
             counts[0] += 1
-            if len(latencies) < 2_000_000:
-                msg = unpack(frame)
-                ts = msg.get("ts")
-                if msg.get("t") == "event" and ts:
-                    latencies.append(time.time() - ts)
+            # Events end with their "ts" key (msgpack fixstr "ts", float 64):
+            # read those 8 bytes instead of decoding the frame, so the client
+            # side costs as little as possible.
+            if frame[-12:-8] == TS_TAIL:
+                record(time.time() - unpack_double(frame, len(frame) - 8)[0])
 
     tasks = [asyncio.create_task(read(ws)) for ws in conns]
-    await asyncio.sleep(2.0)  # let joins settle and snapshots arrive
+    await asyncio.sleep(3.0)  # let every process finish joining, snapshots arrive
     measuring[0] = True
     started = time.monotonic()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -149,18 +155,10 @@ async def clients(
     for ws in conns:
         with contextlib.suppress(Exception):
             await ws.close()
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        if not latencies:
-            return float("nan")
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
-
     return {
         "frames": counts[0],
-        "frames_per_s": counts[0] / elapsed,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
+        "seconds": elapsed,
+        "histogram": latency.encode(),
         "client_cpu": (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / elapsed,
     }
 
@@ -197,16 +195,57 @@ def wait_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def run_pair(server: list[str], client: list[str], port: int) -> dict[str, Any]:
+def server_fanout_p99_ms(port: int) -> float | None:
+    """p99 of the server's own tick-to-write time (upper bucket bound), if it has one."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None  # the bare server has no metrics
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("sleepsync_fanout_seconds_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    for bound, count in buckets:
+        if count >= 0.99 * total:
+            return bound * 1000
+    return None
+
+
+def run_pair(server: list[str], client: list[str], port: int, parts: int) -> dict[str, Any]:
+    """Start a server, run ``parts`` client processes against it, merge what they saw."""
+    from sleepsync.client.loadstats import LatencyHistogram
+
     srv = spawn(*server)
     try:
         wait_port(port)
-        out = subprocess.run(
-            [sys.executable, HERE, *client], capture_output=True, check=True, timeout=600
-        ).stdout
-        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-        result["server_rss_kib"] = rss_kib(srv.pid)
-        return result
+        procs = [
+            subprocess.Popen(
+                [sys.executable, HERE, *client, str(part), str(parts)], stdout=subprocess.PIPE
+            )
+            for part in range(parts)
+        ]
+        outs = [proc.communicate(timeout=600)[0] for proc in procs]
+        if any(proc.returncode for proc in procs):
+            raise RuntimeError("a client process failed")
+        results = [json.loads(out.decode().strip().splitlines()[-1]) for out in outs]
+        latency = LatencyHistogram()
+        for r in results:
+            latency.merge(r["histogram"])
+        return {
+            "server_fanout_p99_ms": server_fanout_p99_ms(port),
+            "frames_per_s": sum(r["frames"] / r["seconds"] for r in results),
+            "p50_ms": latency.percentile_ms(50),
+            "p99_ms": latency.percentile_ms(99),
+            "client_cpu": [round(r["client_cpu"], 2) for r in results],
+            "server_rss_kib": rss_kib(srv.pid),
+        }
     finally:
         srv.kill()
         srv.wait()
@@ -233,6 +272,9 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--max-tick-hz", type=float, default=2000.0)
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="client processes (the same in every run)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     n, rooms, secs = args.clients, args.rooms, args.seconds
@@ -243,12 +285,14 @@ def main() -> None:
         ["_bare", str(port), str(rooms), str(size)],
         ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "0", "1"],
         port,
+        args.client_procs,
     )
     port = free_port()
     top = run_pair(
         ["_node", str(port), str(args.max_tick_hz)],
         ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "1", "0"],
         port,
+        args.client_procs,
     )
     half_hz = max(1.0, top["frames_per_s"] / 2 / n)
     port = free_port()
@@ -256,6 +300,7 @@ def main() -> None:
         ["_node", str(port), f"{half_hz:.2f}"],
         ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "1", "0"],
         port,
+        args.client_procs,
     )
     port = free_port()
     srv = spawn("_node", str(port), "10")
@@ -294,7 +339,10 @@ def main() -> None:
             half["p99_ms"],
         ),
     ]
-    print(f"\nfan-out: {n} clients in {rooms} rooms, {size}-byte event frames, {secs:g} s per run")
+    print(
+        f"\nfan-out: {n} clients in {rooms} rooms over {args.client_procs} client processes, "
+        f"{size}-byte event frames, {secs:g} s per run"
+    )
     print(f"{'run':44} {'frames/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
     for name, fps, p50, p99 in rows:
         p50s = f"{p50:8.2f}" if p50 is not None else f"{'-':>8}"
@@ -302,6 +350,10 @@ def main() -> None:
         print(f"{name:44} {fps:12,.0f} {p50s} {p99s}")
     print(f"sleepsync max / bare: {ratio:.0%} (goal >= 60%)")
     print(f"p99 at half load: {half['p99_ms']:.2f} ms (goal <= 20 ms)")
+    print(
+        f"  of which the server, tick to write (p99 bucket bound): "
+        f"<= {half['server_fanout_p99_ms']} ms; client CPU {half['client_cpu']}"
+    )
     print(f"server memory per idle connection: {per_conn:.1f} KiB (goal <= 30 KiB)")
     print(f"  server RSS {before} KiB -> {after} KiB with {n} idle clients")
     if args.json:
@@ -329,9 +381,18 @@ def child() -> None:
     elif cmd == "_node":
         asyncio.run(sleepsync_server(int(rest[0]), float(rest[1])))
     elif cmd == "_clients":
-        url, n, rooms, secs, dreamers, bare = rest
+        url, n, rooms, secs, dreamers, bare, part, parts = rest
         result = asyncio.run(
-            clients(url, int(n), int(rooms), float(secs), dreamers == "1", bare == "1")
+            clients(
+                url,
+                int(n),
+                int(rooms),
+                float(secs),
+                dreamers == "1",
+                bare == "1",
+                int(part),
+                int(parts),
+            )
         )
         print(json.dumps(result))
     elif cmd == "_idle":
