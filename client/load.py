@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import re
 import secrets
 import signal
 import time
@@ -92,13 +93,14 @@ def validate(opts: LoadOptions) -> None:
         raise LoadSetupError("--workers must be at least 1")
     if not NAME_RE.fullmatch(f"{opts.pod_prefix}-{opts.total_pods}"):
         raise LoadSetupError(f"--pod-prefix gives pod ids that do not match {NAME_RE.pattern}")
+    pod_names(opts)  # enough credentials for every pod
 
 
 def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
     """Split whole rooms over the workers; every pod gets a global schedule index."""
     run = opts.room_prefix or f"load{secrets.token_hex(3)}"
     rooms = [f"{run}-{i:04d}" for i in range(opts.rooms)]
-    pods = pod_ids(opts.total_pods, opts.pod_prefix) if opts.total_pods else []
+    pods = pod_names(opts)
     schedule = Schedule(start, opts.rate, max(1, opts.total_pods), opts.ramp, opts.duration)
     workers = min(opts.workers, opts.rooms)
     plans = []
@@ -125,6 +127,23 @@ def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
             )
         )
     return plans
+
+
+def pod_names(opts: LoadOptions) -> list[str]:
+    """The pods' ids: from the credentials file when one is given, so the ids
+    always have passwords, else PREFIX-001, PREFIX-002..."""
+    if not opts.total_pods:
+        return []
+    if not opts.credentials:
+        return pod_ids(opts.total_pods, opts.pod_prefix)
+    pattern = re.compile(rf"{re.escape(opts.pod_prefix)}-\d+")
+    known = sorted(user for user, _ in opts.credentials if pattern.fullmatch(user))
+    if len(known) < opts.total_pods:
+        raise LoadSetupError(
+            f"the credentials file has {len(known)} pods named {opts.pod_prefix}-N; "
+            f"this run needs {opts.total_pods} (sleepsync mqtt-passwd --pods {opts.total_pods})"
+        )
+    return known[: opts.total_pods]
 
 
 # ---------------------------------------------------------------- preflight and scraping

@@ -135,6 +135,7 @@ class Reflection:
 class WorkerTotals:
     """What one worker process counted; summed by the coordinator."""
 
+    scheduled: int = 0
     published: int = 0
     publish_errors: int = 0
     acked: int = 0
@@ -177,6 +178,11 @@ class LoadReport:
         return self.totals.published / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
+    def scheduled_rate(self) -> float:
+        """What the schedule asked for over the run (below target during a ramp)."""
+        return self.totals.scheduled / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
     def lost_samples(self) -> int:
         """Samples published in observed rooms that no observer saw reflected."""
         return self.totals.samples_published_observed - self.totals.samples_reflected
@@ -193,7 +199,9 @@ class LoadReport:
         return {
             "interrupted": self.interrupted,
             "target_rate": self.target_rate,
+            "scheduled_rate": self.scheduled_rate,
             "achieved_rate": self.achieved_rate,
+            "scheduled": self.totals.scheduled,
             "duration_s": self.duration,
             "elapsed_s": self.elapsed,
             "published": self.totals.published,
@@ -231,8 +239,9 @@ class LoadReport:
         lat = j["latency"]
         rows = [
             (
-                "publish rate (target / achieved)",
-                f"{self.target_rate:,.0f} / {j['achieved_rate']:,.0f} msg/s",
+                "publish rate (target / scheduled / achieved)",
+                f"{self.target_rate:,.0f} / {j['scheduled_rate']:,.0f} / "
+                f"{j['achieved_rate']:,.0f} msg/s",
             ),
             (
                 "samples published / reflected / lost",

@@ -240,40 +240,50 @@ class Worker:
         boot = secrets.token_hex(4)
         topic = telemetry_topic(room.room, pod)
         total = schedule.samples(index)
+        self.totals.scheduled += total
         room.published[pod] = 0
         valence, arousal = rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.6)
-        async with aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=username,
-            password=password,
-            identifier=f"{pod}-load-{boot}",
-            clean_session=True,
-            keepalive=30,
-            max_inflight_messages=100,
-            max_queued_outgoing_messages=1000,
-        ) as client:
-            for seq in range(total):
-                if self.stopping.is_set():
-                    break
-                due = schedule.intended(index, seq)
-                delay = due - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif delay < -1.0 / schedule.rate:
-                    self.totals.late_publishes += 1
-                valence = min(1.0, max(0.0, valence + rng.gauss(0, 0.02)))
-                arousal = min(1.0, max(0.0, arousal + rng.gauss(0, 0.02)))
-                sample = TelemetrySample(
-                    pod, boot, seq, due, VitalSigns(62.0, 55.0, 2.5, 14.0), valence, arousal
-                )
-                task = asyncio.create_task(self._publish(client, topic, encode_telemetry(sample)))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-                room.published[pod] = seq + 1
-                self.totals.published += 1
-            if self._inflight:
-                await asyncio.wait(list(self._inflight), timeout=5)
+        backoff = Backoff(initial=0.2, cap=2.0)
+        seq = 0
+        while seq < total and not self.stopping.is_set():
+            try:
+                async with aiomqtt.Client(
+                    broker.host,
+                    broker.port,
+                    username=username,
+                    password=password,
+                    identifier=f"{pod}-load-{boot}",
+                    clean_session=True,
+                    keepalive=30,
+                    max_inflight_messages=100,
+                    max_queued_outgoing_messages=1000,
+                ) as client:
+                    backoff.reset()
+                    while seq < total and not self.stopping.is_set():
+                        due = schedule.intended(index, seq)
+                        delay = due - time.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        elif delay < -1.0 / schedule.rate:
+                            self.totals.late_publishes += 1
+                        valence = min(1.0, max(0.0, valence + rng.gauss(0, 0.02)))
+                        arousal = min(1.0, max(0.0, arousal + rng.gauss(0, 0.02)))
+                        vitals = VitalSigns(62.0, 55.0, 2.5, 14.0)
+                        sample = TelemetrySample(pod, boot, seq, due, vitals, valence, arousal)
+                        payload = encode_telemetry(sample)
+                        task = asyncio.create_task(self._publish(client, topic, payload))
+                        self._inflight.add(task)
+                        task.add_done_callback(self._inflight.discard)
+                        seq += 1
+                        room.published[pod] = seq
+                        self.totals.published += 1
+                    if self._inflight:
+                        await asyncio.wait(list(self._inflight), timeout=5)
+            except aiomqtt.MqttError as exc:
+                # Refused or cut off: count it, try again; the schedule goes on.
+                self.totals.connection_failures += 1
+                log.warning("pod %s: %s", pod, exc)
+                await asyncio.sleep(backoff.next_delay())
 
     async def _publish(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         try:

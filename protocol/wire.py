@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -75,20 +75,29 @@ DEFAULT_LIMITS = Limits()
 def check_depth(value: object, max_depth: int) -> None:
     """Raise :class:`LimitExceeded` when ``value`` nests deeper than ``max_depth``.
 
-    Iterative, so a hostile frame cannot exhaust the Python stack.
+    Recursive, but never deeper than ``max_depth`` calls: the walk stops at
+    the first container past the limit, so a hostile frame cannot exhaust
+    the Python stack.
     """
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: list[object] = list(item.values())
-        elif isinstance(item, list | tuple):
-            children = list(item)
-        else:
-            continue
-        if depth > max_depth:
-            raise LimitExceeded(f"nesting deeper than {max_depth} levels")
-        stack.extend((child, depth + 1) for child in children)
+    if not _within(value, max_depth):
+        raise LimitExceeded(f"nesting deeper than {max_depth} levels")
+
+
+def _within(value: object, budget: int) -> bool:
+    if type(value) is dict:
+        children: Iterable[object] = value.values()
+    elif type(value) is list:
+        children = value
+    else:
+        return True
+    if budget <= 0:
+        return False
+    budget -= 1
+    for child in children:
+        kind = type(child)
+        if (kind is dict or kind is list) and not _within(child, budget):
+            return False
+    return True
 
 
 def _field(m: Mapping[str, object], key: str, path: str) -> object:

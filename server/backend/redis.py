@@ -40,7 +40,7 @@ from typing import Any
 
 import msgpack
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -199,21 +199,29 @@ class RedisBackend:
         # never redis-py's default of ten with back-off: a stuck call would outlive
         # the lease it is renewing. The loops above retry on their own schedule.
         retry = Retry(NoBackoff(), 1)
-        self._redis: Redis = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            max_connections=64,
-            retry=retry,
+        # Bounded pools that make a caller wait (up to ``timeout``) for a free
+        # connection instead of failing at once when a burst of joins needs many.
+        self._redis: Redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                url,
+                max_connections=64,
+                timeout=timeout,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=retry,
+            )
         )
         # Blocking reads hold a connection while they wait; they get their own pool,
         # bounded by an explicit deadline rather than the socket timeout.
-        self._reader: Redis = Redis.from_url(
-            url,
-            socket_timeout=None,
-            socket_connect_timeout=timeout,
-            max_connections=8,
-            retry=retry,
+        self._reader: Redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                url,
+                max_connections=8,
+                timeout=timeout,
+                socket_timeout=None,
+                socket_connect_timeout=timeout,
+                retry=retry,
+            )
         )
         self._sha: dict[str, str] = {}
 

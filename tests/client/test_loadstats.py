@@ -163,3 +163,18 @@ class TestOptions:
         assert len(set(pods)) == 21 and pods[0].startswith("pod-")
         rooms = [room for p in plans for room in p.rooms]
         assert len(set(rooms)) == 7
+
+
+def test_pod_ids_come_from_the_credentials_file() -> None:
+    from sleepsync.client.load import pod_names
+
+    creds = tuple((f"pod-{i:04d}", "pw") for i in range(1, 31)) + (("sleepsync-server", "pw"),)
+    opts = LoadOptions(
+        servers=("ws://x",), mqtt="mqtt://x", rooms=2, pods_per_room=10, credentials=creds
+    )
+    assert pod_names(opts)[:2] == ["pod-0001", "pod-0002"] and len(pod_names(opts)) == 20
+    short = LoadOptions(
+        servers=("ws://x",), mqtt="mqtt://x", rooms=4, pods_per_room=10, credentials=creds
+    )
+    with pytest.raises(LoadSetupError, match="has 30 pods"):
+        validate(short)
