@@ -1,15 +1,17 @@
 """Fan-out benchmark: N websocket clients in R rooms receiving room events.
 
-Three parts, each in fresh processes (server in one, clients in another, so
-the 2 cores are split between them):
+Parts, each in fresh processes (server in one, clients in others, so the
+cores are shared between them):
 
 1. ``bare``: a plain ``websockets`` server that broadcasts a frame of the
-   same size as a SleepSync mood event to every room's clients as fast as it
-   can. Its delivered frames/s is the baseline.
-2. ``max``: a SleepSync node whose rooms tick as fast as the node can (one
-   dreamer per room makes every tick produce an event): delivered frames/s.
-3. ``half``: SleepSync at the tick rate that gives half of its max
-   frames/s: p50/p99 latency from the tick (the event's ``ts``) to receipt.
+   same size as a SleepSync mood event to every room's clients, at rising
+   rates (``--rates``); its highest rate delivered at >= 95 % with p99 under
+   1 s is the baseline. (Under overload, "as fast as it can" measures which
+   process the scheduler favours, not the server.)
+2. ``max``: a SleepSync node (one dreamer per room makes every tick produce
+   an event) at the same rising tick rates: its highest sustained rate.
+3. ``half`` and ``quarter``: SleepSync at half and a quarter of that tick
+   rate: p50/p99 latency from the tick (the event's ``ts``) to receipt.
 4. ``idle``: server RSS before and after N idle clients join (no events),
    per connection.
 
@@ -56,7 +58,7 @@ def rss_kib(pid: int) -> int:
 # ---------------------------------------------------------------- servers (child processes)
 
 
-async def bare_server(port: int, rooms: int, frame_size: int) -> None:
+async def bare_server(port: int, rooms: int, frame_size: int, hz: float) -> None:
     from websockets.asyncio.server import broadcast, serve
 
     groups: list[set[Any]] = [set() for _ in range(rooms)]
@@ -75,13 +77,16 @@ async def bare_server(port: int, rooms: int, frame_size: int) -> None:
     pad = "x" * max(0, frame_size - 30)
 
     async with serve(handler, "127.0.0.1", port, compression=None, max_queue=16):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
         while True:
             # One frame per room per round, stamped like a SleepSync event.
             for group in groups:
                 if group:
                     frame = msgpack.packb({"t": "event", "pad": pad, "ts": time.time()})
                     broadcast(group, frame)
-            await asyncio.sleep(0)
+            deadline = max(deadline + 1 / hz, loop.time() - 1 / hz)
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
 
 
 async def sleepsync_server(port: int, tick_hz: float) -> None:
@@ -274,7 +279,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--max-tick-hz", type=float, default=2000.0)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[10, 20, 40, 60, 80, 100, 130, 160, 200],
+        help="events per second per room to try, in order, for the sustained maximum",
+    )
     parser.add_argument(
         "--client-procs", type=int, default=2, help="client processes (the same in every run)"
     )
@@ -283,21 +293,42 @@ def main() -> None:
     n, rooms, secs = args.clients, args.rooms, args.seconds
     size = frame_size_of_mood()
 
-    port = free_port()
-    bare = run_pair(
-        ["_bare", str(port), str(rooms), str(size)],
-        ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "0", "1"],
-        port,
-        args.client_procs,
-    )
-    port = free_port()
-    top = run_pair(
-        ["_node", str(port), str(args.max_tick_hz)],
-        ["_clients", f"ws://127.0.0.1:{port}", str(n), str(rooms), str(secs), "1", "0"],
-        port,
-        args.client_procs,
-    )
-    half_hz = max(1.0, top["frames_per_s"] / 2 / n)
+    def sustained(kind: str) -> tuple[dict[str, Any], float, list[tuple[float, float]]]:
+        """Raise the rate until delivery falls below 95 % of what was asked."""
+        best: dict[str, Any] = {}
+        best_hz = 0.0
+        curve = []
+        for hz in args.rates:
+            port = free_port()
+            if kind == "bare":
+                server = ["_bare", str(port), str(rooms), str(size), str(hz)]
+            else:
+                server = ["_node", str(port), str(hz)]
+            result = run_pair(
+                server,
+                [
+                    "_clients",
+                    f"ws://127.0.0.1:{port}",
+                    str(n),
+                    str(rooms),
+                    str(secs),
+                    "1" if kind == "node" else "0",
+                    "1" if kind == "bare" else "0",
+                ],
+                port,
+                args.client_procs,
+            )
+            curve.append((hz, result["frames_per_s"]))
+            if result["frames_per_s"] < 0.95 * hz * n or not result["p99_ms"] < 1000:
+                break
+            best, best_hz = result, hz
+        return best, best_hz, curve
+
+    bare, bare_hz, bare_curve = sustained("bare")
+    top, top_hz, top_curve = sustained("node")
+    print(f"bare rounds/s -> frames/s: {bare_curve}")
+    print(f"sleepsync ticks/s -> frames/s: {top_curve}")
+    half_hz = max(1.0, top_hz / 2)
     port = free_port()
     half = run_pair(
         ["_node", str(port), f"{half_hz:.2f}"],
@@ -335,11 +366,16 @@ def main() -> None:
         srv.wait()
     per_conn = (after - before) / n
 
-    ratio = top["frames_per_s"] / bare["frames_per_s"]
+    ratio = top["frames_per_s"] / bare["frames_per_s"] if bare and top else float("nan")
     rows = [
-        ("bare websockets.broadcast", bare["frames_per_s"], bare["p50_ms"], bare["p99_ms"]),
         (
-            f"sleepsync max (tick {args.max_tick_hz:g} Hz asked)",
+            f"bare broadcast, max sustained ({bare_hz:g}/s a room)",
+            bare["frames_per_s"],
+            bare["p50_ms"],
+            bare["p99_ms"],
+        ),
+        (
+            f"sleepsync max sustained (tick {top_hz:g} Hz)",
             top["frames_per_s"],
             top["p50_ms"],
             top["p99_ms"],
@@ -396,7 +432,7 @@ def child() -> None:
     logging.disable(logging.CRITICAL)  # the port probe is not a websocket handshake
     cmd, *rest = sys.argv[1:]
     if cmd == "_bare":
-        asyncio.run(bare_server(int(rest[0]), int(rest[1]), int(rest[2])))
+        asyncio.run(bare_server(int(rest[0]), int(rest[1]), int(rest[2]), float(rest[3])))
     elif cmd == "_node":
         asyncio.run(sleepsync_server(int(rest[0]), float(rest[1])))
     elif cmd == "_clients":

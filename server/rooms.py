@@ -307,6 +307,11 @@ class RoomManager:
                     await self.tick_once(0, 1) if every_slot else await self.tick_once(slot, slots)
                 self._ticked_at = loop.time()
                 self._ticked.set()
+                if every_slot:
+                    # That was every room's tick of this period: the next period
+                    # starts one period from now, at slot 0, so no room ticks twice.
+                    deadline = self._ticked_at + step * (slots - 1)
+                    slot = slots - 1
             except BackendError as exc:
                 self.metrics.backend_failures.labels("tick").inc()
                 # One line per outage, not one per tick.
