@@ -168,7 +168,7 @@ class TestOptions:
 def test_pod_ids_come_from_the_credentials_file() -> None:
     from sleepsync.client.load import pod_names
 
-    creds = tuple((f"pod-{i:04d}", "pw") for i in range(1, 31)) + (("sleepsync-server", "pw"),)
+    creds = (*((f"pod-{i:04d}", "pw") for i in range(1, 31)), ("sleepsync-server", "pw"))
     opts = LoadOptions(
         servers=("ws://x",), mqtt="mqtt://x", rooms=2, pods_per_room=10, credentials=creds
     )
