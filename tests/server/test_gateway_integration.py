@@ -24,6 +24,7 @@ from sleepsync.protocol.messages import (
     Rooms,
     Say,
     Snapshot,
+    UploadTemplate,
     Welcome,
 )
 from sleepsync.protocol.wire import Limits
@@ -342,3 +343,60 @@ async def test_metrics_count_fanout_latency_and_dreamers() -> None:
         await wait_for(lambda: node.metrics.value("sleepsync_dreamers") == 1, timeout=5)
         assert node.metrics.value("sleepsync_fanout_seconds_sum") < 5
         assert node.metrics.value("process_resident_memory_bytes") > 0
+
+
+GOOD_TEMPLATE = """
+title = "The Lighthouse"
+entry = "shore"
+safe = "circle"
+
+[[scenes]]
+id = "shore"
+text = "Waves fold over warm sand."
+mood = { valence = 0.7, arousal = 0.3 }
+transitions = [{ to = "circle", when = { after = 60 } }]
+
+[[scenes]]
+id = "circle"
+text = "Everyone sits in a ring of lamplight."
+mood = { valence = 0.65, arousal = 0.25 }
+"""
+
+
+async def test_template_uploads_are_validated_and_applied() -> None:
+    async with running_node() as node, connect(node.url) as ws:
+        async with Recorder(RoomClient(node.url, "tales", "mira", role="observer")) as watcher:
+            await ws.send(encode(Hello("rico")))
+            await ws.send(encode(Join("tales")))
+            await recv_until(ws, Snapshot)
+            # A template with a dangling transition: an error naming the problem.
+            bad = GOOD_TEMPLATE.replace('to = "circle"', 'to = "nowhere"')
+            await ws.send(encode(UploadTemplate("tales", "toml", bad)))
+            error = await recv_until(ws, Error)
+            assert isinstance(error, Error) and error.code == "template_invalid"
+            assert "scenes[0].transitions[0].to" in error.message and not error.fatal
+            # Not even TOML: the same kind of error, and the room goes on.
+            await ws.send(encode(UploadTemplate("tales", "toml", "title = [unclosed")))
+            error = await recv_until(ws, Error)
+            assert isinstance(error, Error) and error.code == "template_invalid"
+            # Oversize is refused by the message itself.
+            await ws.send(
+                msgpack.packb(
+                    {
+                        "t": "upload_template",
+                        "room": "tales",
+                        "format": "json",
+                        "text": "x" * 62_000,
+                    }
+                )
+            )
+            error = await recv_until(ws, Error)
+            assert isinstance(error, Error) and error.code in ("invalid", "limit")
+            assert not watcher.items("narrative"), "a bad template never touches the room"
+            # A good one changes the room's narrative for everyone.
+            await ws.send(encode(UploadTemplate("tales", "toml", GOOD_TEMPLATE)))
+            await wait_for(lambda: bool(watcher.items("narrative")), what="the new narrative")
+            [changed] = watcher.items("narrative")
+            assert changed["title"] == "The Lighthouse" and changed["by"] == "rico"
+            assert_contiguous(watcher.events())
+        assert node.metrics.value("sleepsync_errors_total", code="template_invalid") == 2
