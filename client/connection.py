@@ -10,7 +10,6 @@ a gap is never silent (see :class:`SeqGap`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
@@ -143,19 +142,6 @@ class RoomClient:
             self.position = ResumePoint(msg.epoch, msg.seq)
         elif isinstance(msg, Error) and msg.code in FINAL_CODES and msg.ref in ("hello", "join"):
             raise ClientError(f"{msg.code}: {msg.message}")
-
-    async def session(self, backoff: Backoff | None = None) -> AsyncIterator[ServerMessage]:
-        """Like :meth:`messages`, but reconnects and resumes until cancelled."""
-        backoff = backoff or Backoff()
-        while True:
-            try:
-                await self.open()
-                async for msg in self.messages():
-                    backoff.reset()
-                    yield msg
-            except (ConnectionError, ConnectionClosed, SeqGap):
-                pass
-            await asyncio.sleep(backoff.next_delay())
 
 
 #: What a client accepts from a server: snapshots can be larger than inbound frames.

@@ -112,7 +112,6 @@ class Fanout:
         metrics: Metrics,
         *,
         outbound_buffer_bytes: int,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         self.backend = backend
         self.metrics = metrics
@@ -365,6 +364,3 @@ class Fanout:
         if not local.sessions and not local.catching_up:
             del self.rooms[room]
             self.metrics.rooms_local.set(len(self.rooms))
-
-    def local_rooms(self) -> list[str]:
-        return sorted(self.rooms)

@@ -349,8 +349,10 @@ class Gateway:
 
     async def _list_rooms(self) -> Rooms:
         infos = []
-        for room in (await self.backend.list_rooms())[:500]:
-            members = await self.backend.presence(room)
+        rooms = (await self.backend.list_rooms())[:500]
+        presences = await self.backend.presences(rooms)  # one round trip for all rooms
+        for room in rooms:
+            members = presences.get(room, [])
             dreamers = sum(1 for m in members if m.role == "dreamer")
             owned = self.rooms.owned.get(room)
             phase = owned.state.phase() if owned is not None else "unknown"

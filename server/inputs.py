@@ -16,7 +16,7 @@ from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.messages import Role, TemplateFormat
 from sleepsync.protocol.telemetry import TelemetrySample
 
-from .engine.api import EngineInput, GlitchInjected, PodFault, PodOffline, Telemetry
+from .engine.api import GlitchInjected, PodFault, PodOffline, Telemetry
 
 __all__ = [
     "MemberJoin",
@@ -158,7 +158,3 @@ def decode_tick(data: bytes) -> TickRecord:
         raise
     except Exception as exc:
         raise DecodeError("malformed tick record") from exc
-
-
-def is_external(item: EngineInput) -> bool:
-    return isinstance(item, Telemetry | PodOffline | PodFault | GlitchInjected)
