@@ -1,6 +1,6 @@
 # SleepSync server node (also the pod simulator and the terminal client: the
 # entrypoint is the `sleepsync` command). Configured by SLEEPSYNC_* env vars,
-# one per `sleepsync serve` flag (see docs/distributed.md).
+# one per `sleepsync serve` flag (see "Running distributed" and "Configuration" in README.md).
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -8,6 +8,7 @@ COPY pyproject.toml README.md* ./
 COPY protocol ./protocol
 COPY server ./server
 COPY client ./client
+COPY sleepsync ./sleepsync
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

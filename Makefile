@@ -17,14 +17,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sleepsync demo
 
-# mypy cannot follow setuptools' editable import hook, so it reads the packages
-# through a link tree that mirrors their installed names (sleepsync.protocol, ...).
+# The committed sleepsync/ folder links the packages under their import names,
+# so mypy (like pyright and IDEs) reads them from the repository root as they are.
 typecheck: $(STAMP)
-	rm -rf .mypy-src && mkdir -p .mypy-src/sleepsync
-	ln -s ../../protocol .mypy-src/sleepsync/protocol
-	ln -s ../../server .mypy-src/sleepsync/server
-	ln -s ../../client .mypy-src/sleepsync/client
-	cd .mypy-src && ../$(BIN)/mypy --strict --config-file ../pyproject.toml -p sleepsync
+	$(BIN)/mypy --strict -p sleepsync
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,4 +38,4 @@ bench: $(STAMP) services
 	$(BIN)/python benchmarks/fanout.py
 
 clean:
-	rm -rf $(VENV) .mypy-src .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

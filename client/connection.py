@@ -11,9 +11,7 @@ a gap is never silent (see :class:`SeqGap`).
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -35,7 +33,7 @@ from sleepsync.protocol.messages import (
 )
 from sleepsync.protocol.wire import Limits
 
-__all__ = ["Backoff", "ClientError", "RoomClient", "SeqGap"]
+__all__ = ["ClientError", "RoomClient", "SeqGap"]
 
 
 class ClientError(SleepSyncError):
@@ -48,24 +46,6 @@ class SeqGap(SleepSyncError):
     """An event arrived whose seq does not follow the last one."""
 
     code = "gap"
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    initial: float = 0.25
-    cap: float = 10.0
-    attempt: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * 2**self.attempt)
-        self.attempt += 1
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 #: Errors after which reconnecting cannot help.

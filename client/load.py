@@ -435,10 +435,12 @@ def add_load_parser(sub: Any) -> None:
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
     credentials: tuple[tuple[str, str], ...] = ()
     if args.credentials is not None:
-        from sleepsync.server.broker import read_credentials
+        from sleepsync.protocol.credentials import parse_credentials
 
         try:
-            credentials = tuple(read_credentials(args.credentials).items())
+            with open(args.credentials) as f:
+                text = f.read()
+            credentials = tuple(parse_credentials(text, args.credentials).items())
         except (OSError, ValueError) as exc:
             raise LoadSetupError(f"--credentials: {exc}") from None
     return LoadOptions(

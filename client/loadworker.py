@@ -24,11 +24,12 @@ from typing import Any
 import aiomqtt
 from websockets.exceptions import ConnectionClosed
 
+from sleepsync.protocol.backoff import Backoff
 from sleepsync.protocol.messages import Event, Resync
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns, encode_telemetry
 from sleepsync.protocol.topics import BrokerUrl, telemetry_topic
 
-from .connection import Backoff, ClientError, RoomClient, SeqGap
+from .connection import ClientError, RoomClient, SeqGap
 from .loadstats import LatencyHistogram, Reflection, Schedule, WorkerTotals
 
 __all__ = ["LoadPlan", "Worker", "WorkerResult"]

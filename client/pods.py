@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 import msgpack
 
+from sleepsync.protocol.backoff import Backoff
 from sleepsync.protocol.errors import TelemetryInvalid
 from sleepsync.protocol.telemetry import (
     Cue,
@@ -44,7 +45,6 @@ from sleepsync.protocol.topics import (
     telemetry_topic,
 )
 
-from .connection import Backoff
 from .physiology import Corruption, Emission, Physiology, profile_for
 
 __all__ = ["PodFleet", "PodOptions", "SimulatedPod", "corrupt_payload"]

@@ -22,10 +22,11 @@ from typing import IO, Any
 
 from websockets.exceptions import ConnectionClosed
 
+from sleepsync.protocol.backoff import Backoff
 from sleepsync.protocol.errors import InvalidMessage
 from sleepsync.protocol.messages import Event, Role, Say, Status
 
-from .connection import Backoff, ClientError, RoomClient, SeqGap
+from .connection import ClientError, RoomClient, SeqGap
 from .render import JsonRenderer, TextRenderer
 
 __all__ = ["TerminalOptions", "run_terminal"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sleepsync.protocol.credentials import SERVER_USER, format_credentials, parse_credentials
 from sleepsync.protocol.errors import SleepSyncError
 from sleepsync.protocol.topics import pod_ids
 
@@ -43,7 +44,6 @@ __all__ = [
 log = logging.getLogger("sleepsync.broker")
 
 #: The server's broker username (the ACL gives it read on telemetry and status).
-SERVER_USER = "sleepsync-server"
 
 
 class BrokerUnavailable(SleepSyncError):
@@ -172,21 +172,13 @@ def write_credentials(
     for path in (passwd, credentials):
         path.parent.mkdir(parents=True, exist_ok=True)
     _write_private(passwd, "".join(f"{c.username}:{hash_password(c.password)}\n" for c in creds))
-    _write_private(credentials, "".join(f"{c.username}:{c.password}\n" for c in creds))
+    _write_private(credentials, format_credentials({c.username: c.password for c in creds}))
     return creds
 
 
 def read_credentials(path: Path) -> dict[str, str]:
     """``user:password`` lines (blank lines and ``#`` comments ignored)."""
-    found: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            user, sep, password = line.partition(":")
-            if not sep:
-                raise ValueError(f"{path}: expected user:password lines")
-            found[user] = password
-    return found
+    return parse_credentials(path.read_text(), str(path))
 
 
 def _write_private(path: Path, text: str) -> None:

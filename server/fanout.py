@@ -39,7 +39,7 @@ from sleepsync.protocol.messages import ResumePoint, Resync
 
 from .backend.base import Backend, BackendError, StoredEvent
 from .metrics import Metrics
-from .tasks import spawn
+from .supervisor import Supervisor
 
 __all__ = ["Fanout", "Subscriber"]
 
@@ -112,8 +112,10 @@ class Fanout:
         metrics: Metrics,
         *,
         outbound_buffer_bytes: int,
+        tasks: Supervisor,
     ) -> None:
         self.backend = backend
+        self.tasks = tasks
         self.metrics = metrics
         self.outbound_buffer_bytes = outbound_buffer_bytes
         self.rooms: dict[str, _Local] = {}
@@ -237,7 +239,7 @@ class Fanout:
         del self.rooms[room]
         self.metrics.rooms_local.set(len(self.rooms))
         for session in sessions:
-            spawn(self._reattach(room, session, reason), f"resync {room}")
+            self.tasks.spawn(self._reattach(room, session, reason), f"resync {room}")
 
     async def _reattach(self, room: str, session: Subscriber, reason: str) -> None:
         try:

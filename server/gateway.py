@@ -60,7 +60,7 @@ from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInpu
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
-from .tasks import spawn
+from .supervisor import Supervisor
 
 __all__ = ["Gateway", "Session"]
 
@@ -73,6 +73,7 @@ class Session:
 
     conn: ServerConnection
     id: str
+    tasks: Supervisor
     rate: float
     burst: int
     name: str | None = None
@@ -110,7 +111,7 @@ class Session:
         code = error.close_code or CLOSE_POLICY
         if self.on_close is not None:
             self.on_close(code)
-        spawn(self.conn.close(code, error.message[:120]), "close")
+        self.tasks.spawn(self.conn.close(code, error.message[:120]), "close")
 
 
 class Gateway:
@@ -124,8 +125,10 @@ class Gateway:
         fanout: Fanout,
         metrics: Metrics,
         hooks: EngineHooks | None,
+        tasks: Supervisor,
     ) -> None:
         self.settings = settings
+        self.tasks = tasks
         self.node_id = node_id
         self.backend = backend
         self.rooms = rooms
@@ -144,6 +147,7 @@ class Gateway:
         session = Session(
             conn=conn,
             id=secrets.token_hex(8),
+            tasks=self.tasks,
             rate=self.settings.max_inbound_rate,
             burst=self.settings.inbound_burst,
             tokens=float(self.settings.inbound_burst),
@@ -319,7 +323,7 @@ class Gateway:
         else:
             status = Status("degraded", f"{reason}; rooms pause until it is back")
             self.degraded = status
-        spawn(self.tell_all(status), "status")
+        self.tasks.spawn(self.tell_all(status), "status")
 
     async def _leave(self, session: Session, room: str) -> None:
         if session.rooms.pop(room, None) is None:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 import aiomqtt
 
-from sleepsync.client.connection import Backoff
+from sleepsync.protocol.backoff import Backoff
 from sleepsync.protocol.errors import SleepSyncError, TelemetryInvalid
 from sleepsync.protocol.telemetry import Cue, decode_status, decode_telemetry, encode_cue
 from sleepsync.protocol.topics import ALL_STATUS, BrokerUrl, cmd_topic, parse_topic, room_filters
@@ -50,7 +50,7 @@ from .engine.api import PodFault, PodOffline, Telemetry
 from .metrics import Metrics
 from .pod_tracker import PodTracker
 from .rooms import RoomManager
-from .tasks import spawn
+from .supervisor import Supervisor
 
 __all__ = ["Ingest"]
 
@@ -86,9 +86,11 @@ class Ingest:
         broker: BrokerUrl,
         *,
         client_id: str,
+        tasks: Supervisor,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.tasks = tasks
         self.rooms = rooms
         self.metrics = metrics
         self.broker = broker
@@ -299,7 +301,7 @@ class Ingest:
         self._discovery.move_to_end(room)
         if len(self._discovery) > MAX_REMEMBERED:
             self._discovery.popitem(last=False)
-        spawn(self._open_room(room), f"discover {room}")
+        self.tasks.spawn(self._open_room(room), f"discover {room}")
 
     async def _open_room(self, room: str) -> None:
         try:

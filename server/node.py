@@ -36,6 +36,7 @@ from .ingest import Ingest
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
+from .supervisor import Supervisor
 
 __all__ = ["Node"]
 
@@ -65,6 +66,8 @@ class Node:
             hooks = engine_hooks(settings)
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.metrics = Metrics()
+        #: Every background task of this node; ``stop()`` ends them all.
+        self.tasks = Supervisor()
         if backend is None and settings.redis_url:
             backend = RedisBackend(
                 settings.redis_url,
@@ -84,6 +87,7 @@ class Node:
             on_cues=self._on_cues,
             on_ownership=self._on_ownership,
             on_health=self._on_health,
+            tasks=self.tasks,
         )
         self.broker: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None
@@ -99,9 +103,13 @@ class Node:
                 self.metrics,
                 broker_url,
                 client_id=settings.mqtt_client_id or f"sleepsync-{self.node_id}",
+                tasks=self.tasks,
             )
         self.fanout = Fanout(
-            self.backend, self.metrics, outbound_buffer_bytes=settings.outbound_buffer_bytes
+            self.backend,
+            self.metrics,
+            outbound_buffer_bytes=settings.outbound_buffer_bytes,
+            tasks=self.tasks,
         )
         self.gateway = Gateway(
             settings=settings,
@@ -111,10 +119,10 @@ class Node:
             fanout=self.fanout,
             metrics=self.metrics,
             hooks=hooks,
+            tasks=self.tasks,
         )
         self.ready = False
         self._server: Server | None = None
-        self._tasks: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -178,7 +186,7 @@ class Node:
             if self.broker is not None:
                 await self.broker.stop()
             raise
-        self._tasks = asyncio.create_task(self._run_parts())
+        self.tasks.spawn(self._run_parts(), "node parts")
         self.ready = True
         log.info("node %s serving on %s", self.node_id, self.url)
 
@@ -207,10 +215,7 @@ class Node:
         await server.wait_closed()
         if self.ingest is not None:
             await self.ingest.drain_cues()
-        if self._tasks is not None:
-            self._tasks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tasks
+        await self.tasks.stop()
         await self.rooms.release_all()
         await self.backend.close()
         if self.broker is not None:

@@ -52,7 +52,7 @@ from .inputs import (
 )
 from .metrics import Metrics
 from .room_state import EngineHooks, RoomState
-from .tasks import spawn
+from .supervisor import Supervisor
 
 __all__ = ["OwnedRoom", "RoomManager"]
 
@@ -119,8 +119,10 @@ class RoomManager:
         on_cues: CueSink | None = None,
         on_ownership: OwnershipSink | None = None,
         on_health: HealthSink | None = None,
+        tasks: Supervisor,
     ) -> None:
         self.backend = backend
+        self.tasks = tasks
         self.settings = settings
         self.node_id = node_id
         self.metrics = metrics
@@ -175,7 +177,7 @@ class RoomManager:
         """Try to become the room's owner; one attempt at a time per room."""
         task = self._taking.get(room)
         if task is None:
-            task = asyncio.ensure_future(self._take(room))
+            task = self.tasks.spawn(self._take(room), f"take {room}")
             self._taking[room] = task
             task.add_done_callback(lambda _: self._taking.pop(room, None))
         return await asyncio.shield(task)
@@ -405,7 +407,7 @@ class RoomManager:
             log.exception("room %s failed at tick %d; reloading it", room, state.tick)
             self.metrics.room_failures.inc()
             self.step_down(room, "tick failed")
-            spawn(self._reload(owned.lease), f"reload {room}")
+            self.tasks.spawn(self._reload(owned.lease), f"reload {room}")
             return None
         owned.last_epoch = epoch
         if out.refused_pods:
@@ -446,7 +448,7 @@ class RoomManager:
             return
         self.step_down(room, "the backend failed during the tick; reloading the room")
         self._recovering.add(room)
-        spawn(self._recover_room(owned.lease), f"recover {room}")
+        self.tasks.spawn(self._recover_room(owned.lease), f"recover {room}")
 
     async def _recover_room(self, lease: Lease) -> None:
         loop = asyncio.get_running_loop()

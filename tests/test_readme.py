@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from sleepsync.cli import build_parser
 from sleepsync.protocol.messages import MESSAGE_TYPES
-from sleepsync.server.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

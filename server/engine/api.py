@@ -1,6 +1,6 @@
 """The seam between the room runtime and the dream engine.
 
-The room runtime (``sleepsync.server.room``) owns membership, story lines and
+The room runtime (``sleepsync.server.room_state``) owns membership, story lines and
 sequence numbers; once per tick it hands the engine everything that happened
 since the last tick as a list of :data:`EngineInput` values and gets back
 :class:`StepResult`: events for the room's members and cues for the pods.

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from sleepsync.cli import main
 from sleepsync.client.pods import PodFleet, PodOptions
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns, encode_telemetry
 from sleepsync.protocol.topics import telemetry_topic
 from sleepsync.server.broker import BrokerUnavailable, EmbeddedBroker
-from sleepsync.server.cli import main
 
 from nodes import free_port, running_node, wait_for
 

@@ -189,7 +189,7 @@ async def test_killing_a_pod_connection_marks_it_offline(mosquitto: Mosquitto) -
     command = [
         sys.executable,
         "-m",
-        "sleepsync.server.cli",
+        "sleepsync",
         "pods",
         "--room",
         ROOM,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from sleepsync.cli import main
 from sleepsync.server.broker import SERVER_USER, hash_password, read_credentials
-from sleepsync.server.cli import main
 
 
 def verify(password: str, hashed: str) -> bool:

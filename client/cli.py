@@ -1,0 +1,141 @@
+"""The client's subcommands: ``dream``, ``pods`` and ``load``.
+
+The ``sleepsync`` command (``sleepsync.cli``) imports this module only for
+these commands; nothing here imports the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from typing import Any
+
+from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
+from sleepsync.protocol.credentials import parse_credentials
+from sleepsync.protocol.wire import NAME_RE, ROOM_RE
+
+from .load import add_load_parser, main_load
+from .physiology import PROFILES
+from .pods import PodFleet, PodOptions
+from .terminal import TerminalOptions, run_terminal
+
+__all__ = ["COMMANDS", "DEFAULT_MQTT", "DEFAULT_SERVER"]
+
+DEFAULT_SERVER = "ws://127.0.0.1:8765"
+DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
+
+
+def add_dream_parser(sub: Any) -> None:
+    dream = sub.add_parser(
+        "dream",
+        help="join a room from the terminal",
+        description="Join ROOM, print its events, and send each stdin line as a story line.",
+    )
+    dream.add_argument("room", type=pattern(ROOM_RE, "ROOM"), help="room id")
+    dream.add_argument(
+        "--name", required=True, type=pattern(NAME_RE, "NAME"), help="your name in the room"
+    )
+    dream.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
+    dream.add_argument("--observer", action="store_true", help="watch only (stdin is not read)")
+    dream.add_argument("--json", action="store_true", help="one JSON object per line (see README)")
+    dream.add_argument(
+        "--duration", type=positive, default=None, help="leave after this many seconds"
+    )
+    dream.add_argument(
+        "--give-up-after",
+        type=positive,
+        default=60.0,
+        help="exit with status 1 when the server stays unreachable this long (seconds)",
+    )
+
+
+def add_pods_parser(sub: Any) -> None:
+    pods = sub.add_parser(
+        "pods",
+        help="simulate pods streaming telemetry into a room",
+        description="Run COUNT simulated pods, each its own MQTT client with a Last Will, "
+        "streaming telemetry into ROOM and reacting to calm cues. Deterministic per --seed.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    pods.add_argument("--room", required=True, type=pattern(ROOM_RE, "ROOM"), help="room id")
+    pods.add_argument("--count", type=count, default=8, help="number of pods")
+    pods.add_argument("--rate", type=positive, default=2.0, help="samples per second per pod")
+    pods.add_argument("--profile", choices=PROFILES, default="mixed", help="emotional profile")
+    pods.add_argument("--seed", type=int, default=0, help="seed of the signals and faults")
+    pods.add_argument("--mqtt", default=DEFAULT_MQTT, metavar="URL", help="broker URL")
+    pods.add_argument(
+        "--credentials",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="user:password lines from `sleepsync mqtt-passwd` (pods log in as their id)",
+    )
+    pods.add_argument("--prefix", default="pod", help="pod ids are PREFIX-001, PREFIX-002, ...")
+    pods.add_argument("--duration", type=positive, default=None, help="stop after seconds")
+
+
+def cmd_dream(args: argparse.Namespace) -> int:
+    opts = TerminalOptions(
+        url=args.server,
+        room=args.room,
+        name=args.name,
+        role="observer" if args.observer else "dreamer",
+        json=args.json,
+        duration=args.duration,
+        give_up_after=args.give_up_after,
+    )
+    with contextlib.suppress(BrokenPipeError):
+        code = run(lambda: run_terminal(opts))
+        return 0 if code is None else code
+    return 0
+
+
+def cmd_pods(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    try:
+        passwords = None
+        if args.credentials:
+            with open(args.credentials) as f:
+                passwords = parse_credentials(f.read(), args.credentials)
+        opts = PodOptions(
+            room=args.room,
+            count=args.count,
+            rate=args.rate,
+            profile=args.profile,
+            seed=args.seed,
+            mqtt=args.mqtt,
+            duration=args.duration,
+            prefix=args.prefix,
+            passwords=passwords,
+        )
+        fleet = PodFleet(opts)  # checks the URL and the pod ids
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{len(fleet.pods)} pods streaming into room {args.room} via {opts.mqtt.split('@')[-1]}"
+        f"{'' if args.duration else '; Ctrl-C to stop'}",
+        file=sys.stderr,
+    )
+
+    async def pods() -> None:
+        task = asyncio.ensure_future(fleet.run())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            fleet.stop()
+            await task
+
+    run(pods)
+    print(fleet.summary(), file=sys.stderr)
+    return 0
+
+
+#: name -> (add the subparser, run the parsed command); read by ``sleepsync.cli``.
+COMMANDS = {
+    "dream": (add_dream_parser, cmd_dream),
+    "pods": (add_pods_parser, cmd_pods),
+    "load": (add_load_parser, main_load),
+}
