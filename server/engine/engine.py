@@ -35,6 +35,16 @@ from importlib import resources
 import msgpack
 
 from sleepsync.protocol.errors import LocalError
+from sleepsync.protocol.events import (
+    CircleLifted,
+    DreamerWentOffline,
+    EventItem,
+    Mood,
+    MoodRow,
+    PhaseChanged,
+    PhaseFigures,
+    RecoveryActions,
+)
 from sleepsync.protocol.narrative import (
     NarrativeTemplate,
     Scene,
@@ -82,6 +92,10 @@ def load_default_narrative() -> NarrativeTemplate:
 
 def _r3(x: float) -> float:
     return round(x, 3)
+
+
+#: Builds a :class:`MoodRow` from a tuple without the per-field call overhead.
+_new_row = tuple.__new__
 
 
 def _finite(x: float) -> float:
@@ -175,7 +189,7 @@ class Engine:
 
     def step(self, inputs: Sequence[EngineInput]) -> StepResult:
         """Apply ``inputs`` (any order) and advance one tick."""
-        events: list[WireMap] = []
+        events: list[EventItem] = []
         cues: list[Cue] = []
         now = self.tick
         for inp in sorted(inputs, key=_input_key):
@@ -191,9 +205,7 @@ class Engine:
             )
             self.arousal = min(1.0, max(0.0, totals.sum_a / n))
             for i in totals.offline:
-                events.append(
-                    {"kind": "dreamer_offline", "dreamer": t.names[i], "reason": "timeout"}
-                )
+                events.append(DreamerWentOffline(t.names[i], "timeout"))
             self.glitches.step(
                 t,
                 self.rng,
@@ -236,18 +248,12 @@ class Engine:
                     events=events,
                     cues=cues,
                 )
-            rows: list[WireValue] = [
-                [name, round(v, 3), round(a, 3), round(g, 3), s]
+            # One row per dreamer per tick: built as bare tuples, the cheapest record.
+            rows = tuple(
+                _new_row(MoodRow, (name, round(v, 3), round(a, 3), round(g, 3), s))
                 for name, v, a, g, s in zip(t.names, t.val, t.aro, t.glitch, t.seq, strict=True)
-            ]
-            events.append(
-                {
-                    "kind": "mood",
-                    "balance": _r3(self.balance),
-                    "phase": self.phase,
-                    "dreamers": rows,
-                }
             )
+            events.append(Mood(_r3(self.balance), self.phase, rows))
         self.tick = now + 1
         return StepResult(events, cues)
 
@@ -327,7 +333,7 @@ class Engine:
 
     # -- inputs ----------------------------------------------------------------
 
-    def _apply(self, inp: EngineInput, now: int, events: list[WireMap]) -> None:
+    def _apply(self, inp: EngineInput, now: int, events: list[EventItem]) -> None:
         t = self.dreamers
         cfg = self.config
         if isinstance(inp, DreamerLeft):
@@ -352,9 +358,7 @@ class Engine:
             if i_off is not None and t.online[i_off]:
                 t.online[i_off] = False
                 t.tel_age[i_off] = max(t.tel_age[i_off], cfg.ticks(cfg.stale_after_s))
-                events.append(
-                    {"kind": "dreamer_offline", "dreamer": inp.dreamer, "reason": "status"}
-                )
+                events.append(DreamerWentOffline(inp.dreamer, "status"))
         elif isinstance(inp, PodFault):
             i_f = t.index.get(inp.dreamer)
             if i_f is not None:
@@ -382,7 +386,7 @@ class Engine:
             i = t.add(name, traits, cfg.baseline_valence, cfg.baseline_arousal)
         return i
 
-    def _story(self, line: StoryLine, now: int, events: list[WireMap]) -> None:
+    def _story(self, line: StoryLine, now: int, events: list[EventItem]) -> None:
         t = self.dreamers
         if line.author not in t.index:
             return
@@ -409,29 +413,23 @@ class Engine:
                 val[i] += lift * (1.0 - val[i])
                 aro[i] -= 0.5 * lift * aro[i]
             circle.told += 1
-            events.append({"kind": "circle_lifted", "by": line.author, "lift": lift})
+            events.append(CircleLifted(line.author, lift))
             circle.pass_turn(t.names, "told", now, events)
 
     # -- phases, scenes, circle --------------------------------------------------
 
     def _on_transition(
-        self, tr: Transition, now: int, events: list[WireMap], cues: list[Cue]
+        self, tr: Transition, now: int, events: list[EventItem], cues: list[Cue]
     ) -> None:
         cfg = self.config
         t = self.dreamers
-        event: WireMap = {
-            "kind": "phase",
-            "from": tr.rule.source,
-            "to": tr.rule.target,
-            "reason": tr.rule.reason,
-            "figures": {
-                "balance": _r3(tr.balance),
-                "threshold": tr.threshold,
-                "held_s": _r3(tr.held_s),
-            },
-        }
-        events.append(event)
-        if tr.rule.target == "collapsed":
+        rule = tr.rule
+        figures = PhaseFigures(_r3(tr.balance), tr.threshold, _r3(tr.held_s))
+        # The phase item comes first; on collapse its actions are known only
+        # after they ran (and emitted their own items), so it goes in last.
+        at = len(events)
+        actions: RecoveryActions | None = None
+        if rule.target == "collapsed":
             self.damped = True
             self._pulls = None
             carriers = sorted(
@@ -454,21 +452,18 @@ class Engine:
                     kind: CueKind = "breathe" if t.aro[i] > cfg.breathe_above else "calm"
                     cues.append(Cue(t.names[i], kind, _r3(1.0 - self.balance), "room collapsed"))
                     sent += 1
-            event["actions"] = {
-                "damping": cfg.recovery_damping,
-                "isolated": [t.names[i] for i in sorted(carriers)],
-                "scene": self.narrative.template.safe,
-                "circle": opened,
-                "cues": sent,
-            }
-        elif tr.rule.target == "stable" and self.damped:
+            isolated = tuple(t.names[i] for i in sorted(carriers))
+            safe = self.narrative.template.safe
+            actions = RecoveryActions(cfg.recovery_damping, isolated, safe, opened, sent)
+        elif rule.target == "stable" and self.damped:
             self.damped = False
             self._pulls = None
             if self.circle is not None and self.circle.opened_by == "recovery":
                 self.circle.close("stable", events)
                 self.circle = None
+        events.insert(at, PhaseChanged(rule.source, rule.target, rule.reason, figures, actions))
 
-    def _entered(self, scene: Scene, now: int, events: list[WireMap]) -> None:
+    def _entered(self, scene: Scene, now: int, events: list[EventItem]) -> None:
         self._pulls = None
         t = self.dreamers
         if scene.corruption <= 0.0 or not len(t):
@@ -480,7 +475,7 @@ class Engine:
             origin = min(range(len(t)), key=lambda i: (t.val[i], t.names[i]))
         self.glitches.start(t, origin, "fragment", scene.corruption, now, events)
 
-    def _circle_tick(self, now: int, events: list[WireMap]) -> None:
+    def _circle_tick(self, now: int, events: list[EventItem]) -> None:
         circle = self.circle
         if circle is None:
             return

@@ -33,7 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sleepsync.protocol.wire import WireMap, WireValue
+from sleepsync.protocol.events import EventItem, GlitchFaded, GlitchSpread, GlitchStarted
+from sleepsync.protocol.wire import WireValue
 
 from .dreamer import DreamerTable
 from .rng import SplitMix64
@@ -84,7 +85,13 @@ class GlitchField:
         self.next_id = 1
 
     def start(
-        self, t: DreamerTable, i: int, kind: str, intensity: float, tick: int, events: list[WireMap]
+        self,
+        t: DreamerTable,
+        i: int,
+        kind: str,
+        intensity: float,
+        tick: int,
+        events: list[EventItem],
     ) -> None:
         """Start a glitch of ``kind`` at dreamer column ``i``."""
         if not math.isfinite(intensity):
@@ -97,15 +104,7 @@ class GlitchField:
         self.active[glitch.id] = glitch
         t.glitch[i] = max(t.glitch[i], intensity)
         t.gid[i] = glitch.id
-        events.append(
-            {
-                "kind": "glitch_started",
-                "id": glitch.id,
-                "glitch": kind,
-                "origin": glitch.origin,
-                "intensity": r3(intensity),
-            }
-        )
+        events.append(GlitchStarted(glitch.id, kind, glitch.origin, r3(intensity)))
 
     def step(
         self,
@@ -120,7 +119,7 @@ class GlitchField:
         floor: float,
         dt: float,
         tick: int,
-        events: list[WireMap],
+        events: list[EventItem],
     ) -> None:
         """Spread, decay and fade; does nothing when no glitch is active."""
         if not self.active:
@@ -154,15 +153,7 @@ class GlitchField:
                         record = self.active.get(src_id)
                         if record is not None:
                             record.reach += 1
-                        events.append(
-                            {
-                                "kind": "glitch_spread",
-                                "id": src_id,
-                                "from": src_name,
-                                "to": t.names[i],
-                                "intensity": r3(glitch[i]),
-                            }
-                        )
+                        events.append(GlitchSpread(src_id, src_name, t.names[i], r3(glitch[i])))
         carried: set[int] = set()
         for i in range(n):
             g = glitch[i]
@@ -177,15 +168,9 @@ class GlitchField:
         for glitch_id in sorted(self.active):
             if glitch_id not in carried:
                 record = self.active.pop(glitch_id)
+                lasted_s = r3((tick + 1 - record.started) * dt)
                 events.append(
-                    {
-                        "kind": "glitch_faded",
-                        "id": glitch_id,
-                        "glitch": record.kind,
-                        "origin": record.origin,
-                        "reach": record.reach,
-                        "lasted_s": r3((tick + 1 - record.started) * dt),
-                    }
+                    GlitchFaded(glitch_id, record.kind, record.origin, record.reach, lasted_s)
                 )
 
     def view(self, t: DreamerTable) -> list[WireValue]:

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from sleepsync.protocol.events import (
+    CircleClosed,
+    EventItem,
+    GlitchFaded,
+    GlitchSpread,
+    GlitchStarted,
+    PhaseChanged,
+    PhaseFigures,
+    RecoveryActions,
+    SceneChanged,
+)
 from sleepsync.server.engine import (
     TABLE,
     DreamerJoined,
@@ -28,8 +39,8 @@ def table(n: int) -> DreamerTable:
     return t
 
 
-def step(f: GlitchField, t: DreamerTable, tick: int, **kw: float) -> list[dict[str, object]]:
-    events: list[dict[str, object]] = []
+def step(f: GlitchField, t: DreamerTable, tick: int, **kw: float) -> list[EventItem]:
+    events: list[EventItem] = []
     args: dict[str, float] = dict(
         alpha=1.0, fragility=1.0, rate=0.0, share=0.5, decay=0.5, floor=0.15, dt=0.1
     )
@@ -42,44 +53,27 @@ class TestGlitchField:
     def test_start_decay_and_fade(self) -> None:
         t = table(2)
         f = GlitchField()
-        events: list[dict[str, object]] = []
-        f.start(t, 0, "injected", 0.8, 0, events)  # type: ignore[arg-type]
-        f.start(t, 1, "injected", 0.0, 0, events)  # type: ignore[arg-type]
-        assert events == [
-            {
-                "kind": "glitch_started",
-                "id": 1,
-                "glitch": "injected",
-                "origin": "d0",
-                "intensity": 0.8,
-            }
-        ]
+        events: list[EventItem] = []
+        f.start(t, 0, "injected", 0.8, 0, events)
+        f.start(t, 1, "injected", 0.0, 0, events)
+        assert events == [GlitchStarted(1, "injected", "d0", 0.8)]
         assert step(f, t, 0) == [] and t.glitch[0] == pytest.approx(0.4)
         assert step(f, t, 1) == [] and t.glitch[0] == pytest.approx(0.2)
         faded = step(f, t, 2)
-        assert faded == [
-            {
-                "kind": "glitch_faded",
-                "id": 1,
-                "glitch": "injected",
-                "origin": "d0",
-                "reach": 1,
-                "lasted_s": 0.3,
-            }
-        ]
+        assert faded == [GlitchFaded(1, "injected", "d0", 1, 0.3)]
         assert t.glitch == [0.0, 0.0] and t.gid == [0, 0] and not f.active
         assert step(f, t, 3) == []
 
     def test_spread_needs_fragility_and_an_expressive_carrier(self) -> None:
         t = table(3)
         f = GlitchField()
-        f.start(t, 0, "sensor", 1.0, 0, [])  # type: ignore[arg-type]
-        assert not kinds(step(f, t, 0, fragility=0.0, rate=1e9, decay=1.0), "glitch_spread")
+        f.start(t, 0, "sensor", 1.0, 0, [])
+        assert not kinds(step(f, t, 0, fragility=0.0, rate=1e9, decay=1.0), GlitchSpread)
         t.mute[0] = 10
-        assert not kinds(step(f, t, 1, rate=1e9, decay=1.0), "glitch_spread")
+        assert not kinds(step(f, t, 1, rate=1e9, decay=1.0), GlitchSpread)
         t.mute[0] = 0
-        spread = kinds(step(f, t, 2, rate=1e9, decay=1.0), "glitch_spread")
-        assert [(e["from"], e["to"], e["intensity"]) for e in spread] == [
+        spread = kinds(step(f, t, 2, rate=1e9, decay=1.0), GlitchSpread)
+        assert [(e.source, e.to, e.intensity) for e in spread] == [
             ("d0", "d1", 0.5),
             ("d0", "d2", 0.5),
         ]
@@ -91,11 +85,11 @@ class TestGlitchField:
     def test_new_glitch_replaces_and_old_one_fades(self) -> None:
         t = table(1)
         f = GlitchField()
-        f.start(t, 0, "stress", 0.5, 0, [])  # type: ignore[arg-type]
-        f.start(t, 0, "injected", 1.5, 0, [])  # type: ignore[arg-type]
+        f.start(t, 0, "stress", 0.5, 0, [])
+        f.start(t, 0, "injected", 1.5, 0, [])
         assert t.glitch[0] == 1.0 and t.gid[0] == 2
-        faded = kinds(step(f, t, 0, decay=1.0), "glitch_faded")
-        assert [e["id"] for e in faded] == [1]
+        faded = kinds(step(f, t, 0, decay=1.0), GlitchFaded)
+        assert [e.id for e in faded] == [1]
 
     def test_glitch_rows_round_trip(self) -> None:
         g = Glitch(3, "fragment", "rico", 0.9, 12, 4)
@@ -197,38 +191,26 @@ class TestRecoveryActions:
             [DreamerJoined("ws"), GlitchInjected("rico", 1.0), GlitchInjected("lila", 0.5)],
         )
         events, cues = feed(0.2, 0.5, 50)
-        phase = kinds(events, "phase")
-        assert [(e["from"], e["to"]) for e in phase] == [
+        phase = kinds(events, PhaseChanged)
+        assert [(e.source, e.to) for e in phase] == [
             ("stable", "strained"),
             ("strained", "collapsed"),
         ]
         collapse = phase[1]
-        assert collapse["reason"] == "balance collapsed"
-        assert collapse["figures"] == {
-            "balance": pytest.approx(0.2, abs=0.06),
-            "threshold": 0.3,
-            "held_s": 3.0,
-        }
-        assert collapse["actions"] == {
-            "damping": 0.4,
-            "isolated": ["lila", "rico"],
-            "scene": "hearth",
-            "circle": True,
-            "cues": 2,
-        }
+        assert collapse.reason == "balance collapsed"
+        assert collapse.figures == PhaseFigures(pytest.approx(0.2, abs=0.06), 0.3, 3.0)
+        assert collapse.actions == RecoveryActions(0.4, ("lila", "rico"), "hearth", True, 2)
         assert sorted((c.pod, c.kind) for c in cues) == [("lila", "calm"), ("rico", "breathe")]  # type: ignore[attr-defined]
         assert engine.damped and engine.circle is not None
         t = engine.dreamers
         assert t.mute[t.index["rico"]] > engine.tick
         assert engine.narrative.scene.id == "hearth"
         events, _ = feed(0.7, 0.2, 100)
-        assert [(e["from"], e["to"]) for e in kinds(events, "phase")] == [
+        assert [(e.source, e.to) for e in kinds(events, PhaseChanged)] == [
             ("collapsed", "recovering"),
             ("recovering", "stable"),
         ]
-        assert kinds(events, "circle_closed") == [
-            {"kind": "circle_closed", "reason": "stable", "told": 0}
-        ]
+        assert kinds(events, CircleClosed) == [CircleClosed("stable", 0)]
         assert not engine.damped and engine.circle is None
 
     def test_upload_while_collapsed_goes_to_the_safe_scene(self) -> None:
@@ -242,6 +224,6 @@ class TestRecoveryActions:
         assert engine.phase == "collapsed"
         new = template([scene("a", 0.5, 0.5, ("z", {"after": 1})), scene("z", 0.9, 0.1)], "a", "z")
         events = engine.step([TemplateUploaded("lila", new)]).events
-        assert kinds(events, "scene")[0]["to"] == "z"
+        assert kinds(events, SceneChanged)[0].to == "z"
         assert engine.circle is not None and engine.circle.opened_by == "recovery"
         _ = run(engine, 1)
