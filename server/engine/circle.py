@@ -24,7 +24,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from sleepsync.protocol.events import CircleClosed, CircleOpened, CircleTurn, EventItem
-from sleepsync.protocol.wire import WireMap, WireValue
+from sleepsync.protocol.wire import WireMap
 
 __all__ = ["Circle", "parse_command"]
 
@@ -82,25 +82,6 @@ class Circle:
 
     def close(self, reason: str, events: list[EventItem]) -> None:
         events.append(CircleClosed(reason, self.told))
-
-    def to_wire(self) -> list[WireValue]:
-        return [self.opened_by, self.holder, self.opened, self.turn_since, self.told]
-
-    @classmethod
-    def from_wire(cls, row: list[WireValue]) -> Circle:
-        opened_by, holder, opened, turn_since, told = row
-        if not (
-            isinstance(opened_by, str)
-            and isinstance(holder, str)
-            and isinstance(opened, int)
-            and isinstance(turn_since, int)
-            and isinstance(told, int)
-        ):
-            raise ValueError("bad circle state")
-        circle = cls(opened_by, holder, opened)
-        circle.turn_since = turn_since
-        circle.told = told
-        return circle
 
     def view(self, tick: int, dt: float) -> WireMap:
         return {

@@ -32,9 +32,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
-import msgpack
-
-from sleepsync.protocol.errors import LocalError
 from sleepsync.protocol.events import (
     CircleLifted,
     DreamerWentOffline,
@@ -76,11 +73,10 @@ from .narrative_runtime import NarrativeRuntime
 from .nightmare import release_nightmares
 from .recovery import PhaseMachine, Transition
 from .rng import SplitMix64
+from .snapshot import SNAPSHOT_VERSION, EngineParts, read_snapshot, write_snapshot
 from .traits import Traits, default_traits
 
 __all__ = ["SNAPSHOT_VERSION", "Engine", "load_default_narrative"]
-
-SNAPSHOT_VERSION = 1
 
 
 @lru_cache(maxsize=1)
@@ -285,35 +281,24 @@ class Engine:
         }
 
     def snapshot(self) -> bytes:
-        """The whole state, RNG included, as msgpack bytes (canonical)."""
-        m = self.machine
-        nr = self.narrative
-        state: WireMap = {
-            "v": SNAPSHOT_VERSION,
-            "seed": self.seed,
-            "config": self.config.to_wire(),
-            "tick": self.tick,
-            "rng": self.rng.state,
-            "balance": self.balance,
-            "arousal": self.arousal,
-            "damped": self.damped,
-            "phase": m.phase,
-            "holds": list[WireValue](m.holds),
-            "dreamers": [list[WireValue](row) for row in self.dreamers.rows()],  # type: ignore[arg-type]
-            "traits": [
-                [name, tr.expressiveness, tr.openness, tr.amplification, tr.bias]
-                for name, tr in sorted(self.overrides.items())
-            ],
-            "glitches": [self.glitches.active[k].to_row() for k in sorted(self.glitches.active)],
-            "next_glitch": self.glitches.next_id,
-            "narrative": template_to_wire(nr.template),
-            "author": nr.author,
-            "scene": nr.scene.id,
-            "since": nr.since,
-            "history": [[at, scene_id] for at, scene_id in nr.history],
-            "circle": None if self.circle is None else self.circle.to_wire(),
-        }
-        return msgpack.packb(state, use_bin_type=True)
+        """The whole state, RNG included, as canonical msgpack bytes (see :mod:`.snapshot`)."""
+        return write_snapshot(
+            EngineParts(
+                seed=self.seed,
+                config=self.config,
+                tick=self.tick,
+                rng=self.rng,
+                balance=self.balance,
+                arousal=self.arousal,
+                damped=self.damped,
+                machine=self.machine,
+                dreamers=self.dreamers,
+                overrides=self.overrides,
+                glitches=self.glitches,
+                narrative=self.narrative,
+                circle=self.circle,
+            )
+        )
 
     def state_hash(self) -> str:
         """sha256 of the canonical snapshot, in hex."""
@@ -321,15 +306,28 @@ class Engine:
 
     @classmethod
     def restore(cls, data: bytes) -> Engine:
-        """An engine that continues exactly where ``snapshot()`` left off."""
-        from .snapshot import load_state
+        """An engine that continues exactly where ``snapshot()`` left off.
 
-        try:
-            return load_state(cls, data)
-        except LocalError:
-            raise
-        except Exception as exc:  # malformed bytes or fields of any kind
-            raise LocalError("cannot restore the dream engine from this snapshot") from exc
+        Every part of ``data`` is checked first: a corrupt or mistyped
+        snapshot raises :class:`~sleepsync.protocol.errors.LocalError` here.
+        """
+        parts = read_snapshot(data)
+        engine = cls.__new__(cls)
+        engine.seed = parts.seed
+        engine.config = parts.config
+        engine.tick = parts.tick
+        engine.rng = parts.rng
+        engine.balance = parts.balance
+        engine.arousal = parts.arousal
+        engine.damped = parts.damped
+        engine.machine = parts.machine
+        engine.dreamers = parts.dreamers
+        engine.overrides = parts.overrides
+        engine.glitches = parts.glitches
+        engine.narrative = parts.narrative
+        engine.circle = parts.circle
+        engine._pulls = None
+        return engine
 
     # -- inputs ----------------------------------------------------------------
 

@@ -57,23 +57,6 @@ class Glitch:
     started: int  # tick
     reach: int = 1  # dreamers it reached, origin included
 
-    def to_row(self) -> list[WireValue]:
-        return [self.id, self.kind, self.origin, self.peak, self.started, self.reach]
-
-    @classmethod
-    def from_row(cls, row: list[WireValue]) -> Glitch:
-        gid, kind, origin, peak, started, reach = row
-        if not (
-            isinstance(gid, int)
-            and isinstance(kind, str)
-            and isinstance(origin, str)
-            and isinstance(peak, float)
-            and isinstance(started, int)
-            and isinstance(reach, int)
-        ):
-            raise ValueError("bad glitch row")
-        return cls(gid, kind, origin, peak, started, reach)
-
 
 class GlitchField:
     """The active glitches of a room and the next glitch id."""

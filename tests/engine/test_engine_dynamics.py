@@ -24,7 +24,7 @@ from sleepsync.server.engine import (
     Traits,
 )
 from sleepsync.server.engine.dreamer import DreamerTable
-from sleepsync.server.engine.glitch import Glitch, GlitchField
+from sleepsync.server.engine.glitch import GlitchField
 from sleepsync.server.engine.recovery import PhaseMachine
 from sleepsync.server.engine.rng import SplitMix64
 
@@ -90,12 +90,6 @@ class TestGlitchField:
         assert t.glitch[0] == 1.0 and t.gid[0] == 2
         faded = kinds(step(f, t, 0, decay=1.0), GlitchFaded)
         assert [e.id for e in faded] == [1]
-
-    def test_glitch_rows_round_trip(self) -> None:
-        g = Glitch(3, "fragment", "rico", 0.9, 12, 4)
-        assert Glitch.from_row(g.to_row()) == g
-        with pytest.raises(ValueError):
-            Glitch.from_row([3, "fragment", "rico", 1, 12, 4])
 
     def test_glitch_pushes_valence_down_and_arousal_up(self) -> None:
         cfg = EngineConfig(trait_variation=0.0, baseline_pull=0.0, scene_pull=0.0)
