@@ -3,8 +3,11 @@
 
 A glitch has an id, a kind, an origin dreamer and a peak intensity. Each
 dreamer carries at most one glitch at a time, as a *load* in (0, 1] (the
-strongest that reached it); while carried, the load pushes valence down and
-arousal up (see :mod:`.contagion`).
+strongest that reached it) with that glitch's id; while carried, the load
+pushes valence down and arousal up (see :mod:`.contagion`). A new glitch
+starting at a dreamer replaces what it carries only when it is stronger
+than the load: a weaker one leaves the load and the id alone, is carried by
+nobody, and so fades at the end of the tick.
 
 Sources (kinds):
 
@@ -76,7 +79,7 @@ class GlitchField:
         tick: int,
         events: list[EventItem],
     ) -> None:
-        """Start a glitch of ``kind`` at dreamer column ``i``."""
+        """Start a glitch of ``kind`` at dreamer column ``i`` (carried there if stronger)."""
         if not math.isfinite(intensity):
             return
         intensity = float(min(1.0, max(0.0, intensity)))
@@ -85,8 +88,9 @@ class GlitchField:
         glitch = Glitch(self.next_id, kind, t.names[i], intensity, tick)
         self.next_id += 1
         self.active[glitch.id] = glitch
-        t.glitch[i] = max(t.glitch[i], intensity)
-        t.gid[i] = glitch.id
+        if intensity > t.glitch[i]:
+            t.glitch[i] = intensity
+            t.gid[i] = glitch.id
         events.append(GlitchStarted(glitch.id, kind, glitch.origin, r3(intensity)))
 
     def step(

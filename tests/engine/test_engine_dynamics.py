@@ -21,6 +21,7 @@ from sleepsync.server.engine import (
     Engine,
     EngineConfig,
     GlitchInjected,
+    PodFault,
     Traits,
 )
 from sleepsync.server.engine.dreamer import DreamerTable
@@ -90,6 +91,39 @@ class TestGlitchField:
         assert t.glitch[0] == 1.0 and t.gid[0] == 2
         faded = kinds(step(f, t, 0, decay=1.0), GlitchFaded)
         assert [e.id for e in faded] == [1]
+
+    def test_a_weaker_glitch_never_renames_the_stronger_one_carried(self) -> None:
+        t = table(2)
+        f = GlitchField()
+        events: list[EventItem] = []
+        f.start(t, 0, "stress", 0.8, 0, events)
+        f.start(t, 0, "sensor", 0.3, 0, events)
+        f.start(t, 0, "injected", 0.8, 0, events)  # as strong: not stronger
+        assert [e.id for e in kinds(events, GlitchStarted)] == [1, 2, 3]
+        assert t.glitch[0] == 0.8 and t.gid[0] == 1
+        faded = step(f, t, 0, decay=1.0)
+        assert faded == [
+            GlitchFaded(2, "sensor", "d0", 1, 0.1),
+            GlitchFaded(3, "injected", "d0", 1, 0.1),
+        ]
+        assert list(f.active) == [1] and t.gid[0] == 1
+        spread = kinds(step(f, t, 1, rate=1e9, decay=1.0), GlitchSpread)
+        assert [(e.id, e.source, e.to) for e in spread] == [(1, "d0", "d1")]
+        assert f.active[1].reach == 2
+
+    def test_in_the_engine_the_stronger_glitch_keeps_its_carrier(self) -> None:
+        engine = Engine(1, EngineConfig(trait_variation=0.0), calm_template())
+        engine.step([tel("rico", 1, 0.5, 0.3), DreamerJoined("lila")])
+        # inputs apply in kind order: the stress spike (0.8) first, then the sensor fault (0.2)
+        events = engine.step([PodFault("rico", 0), tel("rico", 2, 0.5, 0.7)]).events
+        started = kinds(events, GlitchStarted)
+        assert [(e.id, e.glitch, e.intensity) for e in started] == [
+            (1, "stress", 0.8),
+            (2, "sensor", 0.2),
+        ]
+        assert [e.id for e in kinds(events, GlitchFaded)] == [2]
+        assert engine.dreamers.gid[engine.dreamers.index["rico"]] == 1
+        assert [(g["id"], g["carriers"]) for g in engine.view()["glitches"]] == [(1, 1)]  # type: ignore[index,union-attr]
 
     def test_glitch_pushes_valence_down_and_arousal_up(self) -> None:
         cfg = EngineConfig(trait_variation=0.0, baseline_pull=0.0, scene_pull=0.0)
