@@ -25,7 +25,9 @@ How it works:
 - **Readers** of a received :class:`~.messages.Event` call :func:`items_of`,
   which never raises: an item that fails validation also becomes an
   :class:`UnknownEvent`, whose ``problem`` says what was wrong, so a
-  malformed item is shown generically and never crashes a client.
+  malformed item is shown generically and never crashes a client. A reader
+  that needs one kind only calls :func:`items_of_type`, which reads just
+  that kind and skips malformed items.
 
 Field names that are Python keywords get a Python name and keep their wire
 key (``from`` is ``source``); :func:`wire_keys` gives a type's wire keys.
@@ -39,7 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Self, TypeAlias, TypeVar
 
 from .errors import InvalidMessage
 from .narrative import MAX_TITLE, SCENE_ID_RE
@@ -90,6 +92,7 @@ __all__ = [
     "UnknownEvent",
     "item_from_wire",
     "items_of",
+    "items_of_type",
     "wire_keys",
 ]
 
@@ -192,6 +195,14 @@ class _Item:
     @property
     def kind(self) -> str:
         return self.KIND
+
+    if TYPE_CHECKING:
+
+        @classmethod
+        def from_wire(cls, m: Mapping[str, object], path: str) -> Self: ...
+
+
+T = TypeVar("T", bound=_Item)
 
 
 # ---------------------------------------------------------------- room members
@@ -856,6 +867,23 @@ def items_of(event: Event) -> list[EventItem]:
     ``problem`` is the validation error: a reader shows it generically.
     """
     return [_lenient(m, f"event.items[{i}]") for i, m in enumerate(event.items)]
+
+
+def items_of_type(event: Event, cls: type[T]) -> list[T]:
+    """The valid items of one known type, in order; never raises.
+
+    Items of other kinds are not read at all (a reader that wants one kind
+    pays for that kind only); malformed items of this kind are skipped.
+    """
+    out: list[T] = []
+    for i, m in enumerate(event.items):
+        if m.get("kind") != cls.KIND:
+            continue
+        try:
+            out.append(cls.from_wire(m, f"event.items[{i}]"))
+        except InvalidMessage:
+            continue
+    return out
 
 
 def _lenient(m: Mapping[str, object], path: str) -> EventItem:

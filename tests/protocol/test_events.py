@@ -349,3 +349,13 @@ class TestUnknownAndMalformed:
         object.__setattr__(event, "items", [["not", "a", "map"]])
         (item,) = items_of(event)
         assert isinstance(item, UnknownEvent) and item.kind == "?" and item.problem
+
+    def test_items_of_type_reads_one_kind_and_skips_malformed_ones(self) -> None:
+        frame = frame_of(
+            Said("lila", "once").to_wire(),
+            {"kind": "said", "name": "lila"},
+            MemberJoined("rico", "dreamer").to_wire(),
+            Said("rico", "twice").to_wire(),
+        )
+        assert ev.items_of_type(frame, Said) == [Said("lila", "once"), Said("rico", "twice")]
+        assert ev.items_of_type(frame, Mood) == []
