@@ -196,17 +196,14 @@ def _list(value: object, path: str, length: int | None = None) -> list[object]:
     return value
 
 
-def _map(value: object, path: str, keys: tuple[str, ...]) -> dict[str, object]:
-    """A map with exactly ``keys``."""
-    if type(value) is not dict:
-        _fail(path, f"expected a map, got {_type(value)}")
-    missing = [k for k in keys if k not in value]
+def _check_keys(state: dict[str, object]) -> None:
+    """Every top-level key is there, and no other."""
+    missing = [k for k in KEYS if k not in state]
     if missing:
-        _fail(f"{path}.{missing[0]}" if path else missing[0], "missing")
-    extra = sorted(str(k) for k in value if k not in keys)
+        _fail(missing[0], "missing")
+    extra = sorted(str(k) for k in state if k not in KEYS)
     if extra:
-        _fail(f"{path}.{extra[0]}" if path else extra[0], "unexpected key")
-    return value
+        _fail(extra[0], "unexpected key")
 
 
 #: How each dreamer column is checked, in :attr:`DreamerTable.COLUMNS` order.
@@ -241,10 +238,10 @@ def read_snapshot(data: bytes) -> EngineParts:
         raw: object = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise LocalError("snapshot: not a msgpack document") from exc
-    version = raw.get("v") if type(raw) is dict else None
-    if type(version) is not int or version != SNAPSHOT_VERSION:
+    if type(raw) is not dict or type(raw.get("v")) is not int or raw["v"] != SNAPSHOT_VERSION:
         raise LocalError("snapshot: unknown snapshot version")
-    s = _map(raw, "", KEYS)
+    s: dict[str, object] = raw
+    _check_keys(s)
     config = _config(s["config"])
     machine = _machine(config, s["phase"], s["holds"])
     rng = SplitMix64(0)
