@@ -25,6 +25,7 @@ import aiomqtt
 from websockets.exceptions import ConnectionClosed
 
 from sleepsync.protocol.backoff import Backoff
+from sleepsync.protocol.events import Mood, items_of_type
 from sleepsync.protocol.messages import Event, Resync
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns, encode_telemetry
 from sleepsync.protocol.topics import BrokerUrl, telemetry_topic
@@ -127,17 +128,10 @@ class _Observer:
         schedule = self.worker.plan.schedule
         record = self.worker.latency.record
         pods = self.room.pods
-        for item in event.items:
-            if item.get("kind") != "mood":
-                continue
-            dreamers = item.get("dreamers")
-            if not isinstance(dreamers, list):
-                continue
-            for entry in dreamers:
-                if not isinstance(entry, list) or len(entry) < 5:
-                    continue
-                pod, last = entry[0], entry[4]
-                if not isinstance(pod, str) or not isinstance(last, int) or pod not in pods:
+        for mood in items_of_type(event, Mood):
+            for row in mood.dreamers:
+                pod, last = row.name, row.seq
+                if last is None or pod not in pods:
                     continue
                 index = pods[pod]
                 seen = self.room.reflected.setdefault(pod, set())

@@ -5,6 +5,12 @@ Pure functions, no I/O. In JSON mode every line is one object with a
 ``room``, ``epoch``, ``seq`` and ``tick`` (see the README for the format). In
 text mode the per-tick ``mood`` items are summarised: a line when the phase
 changes or the balance moves by ``MOOD_STEP`` or more.
+
+Event items are read as the typed values of :mod:`sleepsync.protocol.events`
+(:func:`~sleepsync.protocol.events.items_of`). An item of a kind this client
+does not know, or one whose fields are wrong, is shown generically (its
+kind and fields; in text mode with what was wrong), never dropped and never
+fatal: a newer or a buggy server cannot crash the client.
 """
 
 from __future__ import annotations
@@ -12,6 +18,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from sleepsync.protocol.events import (
+    EventItem,
+    MemberJoined,
+    MemberLeft,
+    Mood,
+    Said,
+    UnknownEvent,
+    items_of,
+)
 from sleepsync.protocol.messages import (
     Error,
     Event,
@@ -23,7 +38,7 @@ from sleepsync.protocol.messages import (
     Status,
     Welcome,
 )
-from sleepsync.protocol.wire import WireMap, WireValue
+from sleepsync.protocol.wire import WireValue
 
 __all__ = ["JsonRenderer", "TextRenderer", "jsonable"]
 
@@ -56,9 +71,11 @@ class JsonRenderer:
                 "ts": msg.ts,
             }
             lines = []
-            for item in msg.items:
-                fields = {k: jsonable(v) for k, v in item.items() if k != "kind"}
-                lines.append(_dump({"type": item["kind"], **base, **fields}))
+            for item in items_of(msg):
+                wire = item.to_wire()
+                kind = wire.pop("kind")
+                fields = {k: jsonable(v) for k, v in wire.items()}
+                lines.append(_dump({"type": kind, **base, **fields}))
             return lines
         wire = msg.to_wire()
         kind = wire.pop("t")
@@ -76,7 +93,9 @@ class TextRenderer:
 
     def render(self, msg: ServerMessage) -> list[str]:
         if isinstance(msg, Event):
-            return [line for item in msg.items if (line := self._item(msg.seq, item)) is not None]
+            return [
+                line for item in items_of(msg) if (line := self._item(msg.seq, item)) is not None
+            ]
         if isinstance(msg, Snapshot):
             return self._snapshot(msg)
         if isinstance(msg, Welcome):
@@ -117,46 +136,48 @@ class TextRenderer:
                     lines.append(f"[seq {seq}] {name}: {_text(line.get('text'))}")
         dream = state.get("dream")
         if isinstance(dream, dict):
-            self._mood_changed(dream)
-            lines.append(f"[seq {msg.seq}] ~ {self._dream_line(dream)}")
+            balance = dream.get("balance")
+            dreamers = dream.get("dreamers")
+            count = len(dreamers) if isinstance(dreamers, list) else 0
+            phase = _text(dream.get("phase"))
+            if isinstance(balance, int | float):
+                self._mood_changed(float(balance), phase)
+            lines.append(f"[seq {msg.seq}] ~ {_dream_line(balance, phase, count)}")
         return lines
 
-    def _item(self, seq: int, item: WireMap) -> str | None:
-        kind = item.get("kind")
+    def _item(self, seq: int, item: EventItem) -> str | None:
         prefix = f"[seq {seq}]"
-        if kind == "joined":
-            return f"{prefix} * {_text(item.get('name'))} joined as {_text(item.get('role'))}"
-        if kind == "left":
-            return f"{prefix} * {_text(item.get('name'))} left"
-        if kind == "said":
-            return f"{prefix} {_text(item.get('name'))}: {_text(item.get('text'))}"
-        if kind == "mood":
-            if not self._mood_changed(item):
+        if isinstance(item, MemberJoined):
+            return f"{prefix} * {item.name} joined as {item.role}"
+        if isinstance(item, MemberLeft):
+            return f"{prefix} * {item.name} left"
+        if isinstance(item, Said):
+            return f"{prefix} {item.name}: {item.text}"
+        if isinstance(item, Mood):
+            if not self._mood_changed(item.balance, item.phase):
                 return None
-            return f"{prefix} ~ {self._dream_line(item)}"
-        details = " ".join(f"{k}={_short(v)}" for k, v in item.items() if k != "kind")
-        return f"{prefix} ~ {_text(kind)} {details}".rstrip()
+            return f"{prefix} ~ {_dream_line(item.balance, item.phase, len(item.dreamers))}"
+        wire = item.to_wire()
+        kind = wire.pop("kind")
+        details = " ".join(f"{k}={_short(v)}" for k, v in wire.items())
+        line = f"{prefix} ~ {_text(kind)} {details}".rstrip()
+        if isinstance(item, UnknownEvent) and item.problem is not None:
+            line += f" (unreadable: {item.problem})"
+        return line
 
-    def _mood_changed(self, item: WireMap) -> bool:
-        balance = item.get("balance")
-        phase = item.get("phase")
-        if not isinstance(balance, int | float):
-            return False
+    def _mood_changed(self, balance: float, phase: str) -> bool:
         changed = (
             self.balance is None or abs(balance - self.balance) >= MOOD_STEP or phase != self.phase
         )
         if changed:
-            self.balance = float(balance)
-            self.phase = str(phase)
+            self.balance = balance
+            self.phase = phase
         return changed
 
-    @staticmethod
-    def _dream_line(item: WireMap) -> str:
-        dreamers = item.get("dreamers")
-        count = len(dreamers) if isinstance(dreamers, list) else 0
-        balance = item.get("balance")
-        shown = f"{balance:.2f}" if isinstance(balance, int | float) else "?"
-        return f"balance {shown}, {_text(item.get('phase'))}, {count} dreamers"
+
+def _dream_line(balance: WireValue, phase: str, count: int) -> str:
+    shown = f"{balance:.2f}" if isinstance(balance, int | float) else "?"
+    return f"balance {shown}, {phase}, {count} dreamers"
 
 
 def _short(value: WireValue) -> str:

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from sleepsync.protocol.backoff import Backoff
 from sleepsync.protocol.errors import InvalidMessage
+from sleepsync.protocol.events import Said, items_of_type
 from sleepsync.protocol.messages import Event, Role, Say, Status
 
 from .connection import ClientError, RoomClient, SeqGap
@@ -121,13 +122,12 @@ class _Terminal:
             await asyncio.sleep(delay)
 
     def _echoed(self, event: Event) -> None:
-        for item in event.items:
-            if item.get("kind") == "said" and item.get("name") == self.opts.name:
-                text = item.get("text")
-                if isinstance(text, str) and self.unechoed[text] > 0:
-                    self.unechoed[text] -= 1
-                    if self.unechoed[text] == 0:
-                        del self.unechoed[text]
+        for said in items_of_type(event, Said):
+            text = said.text
+            if said.name == self.opts.name and self.unechoed[text] > 0:
+                self.unechoed[text] -= 1
+                if self.unechoed[text] == 0:
+                    del self.unechoed[text]
         if self.eof.is_set() and not self.unechoed:
             self.done.set()
 

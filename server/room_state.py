@@ -4,9 +4,13 @@ How it works: once per tick the owner calls :meth:`RoomState.apply` with the
 inputs that arrived since the last tick (joins, leaves, story lines, template
 uploads from any node; telemetry from the owner's MQTT ingest). The room
 turns membership changes and story lines into event items (``joined``,
-``left``, ``said``), hands the dream engine its share of the inputs, and
-returns every item of the tick plus the engine's cues for pods. The runtime
-numbers the tick's items as one event frame. ``snapshot``/``restore`` carry
+``left``, ``said``, ``pod_online``, ``pod_offline``), hands the dream engine
+its share of the inputs, and returns every item of the tick plus the
+engine's cues for pods: first the room's own items in input order, then the
+engine's, then a ``template_rejected`` item for each template upload the
+room could not apply. Items are the typed values of
+:mod:`sleepsync.protocol.events`; a tick with any item gets the next seq,
+and the runtime encodes the items as that seq's event frame. ``snapshot``/``restore`` carry
 the whole state, engine included, to a new owner.
 """
 
@@ -20,6 +24,15 @@ from typing import Any
 import msgpack
 
 from sleepsync.protocol.errors import TemplateInvalid
+from sleepsync.protocol.events import (
+    EventItem,
+    MemberJoined,
+    MemberLeft,
+    PodCameOnline,
+    PodWentOffline,
+    Said,
+    TemplateRejected,
+)
 from sleepsync.protocol.messages import Role
 from sleepsync.protocol.telemetry import Cue
 from sleepsync.protocol.wire import WireMap, WireValue
@@ -53,10 +66,8 @@ class EngineHooks:
 class TickOutput:
     #: The seq given to this tick's event; 0 when the tick produced no items.
     seq: int = 0
-    items: list[WireMap] = field(default_factory=list)
+    items: list[EventItem] = field(default_factory=list)
     cues: list[Cue] = field(default_factory=list)
-    #: Template uploads the engine refused at run time (name, reason).
-    rejected: list[tuple[str, str]] = field(default_factory=list)
     #: Pods whose telemetry was refused because the room was full.
     refused_pods: list[str] = field(default_factory=list)
 
@@ -124,6 +135,7 @@ class RoomState:
         """Apply one tick's inputs, in arrival order, and step the engine once."""
         out = TickOutput()
         feed: list[EngineInput] = []
+        rejected: list[TemplateRejected] = []
         for external in engine_inputs:
             if self._admit(external, out):
                 feed.append(external)
@@ -135,12 +147,13 @@ class RoomState:
             elif isinstance(item, StoryInput):
                 self._say(item, out, feed)
             elif isinstance(item, TemplateInput):
-                self._template(item, out, feed)
+                self._template(item, rejected, feed)
         self.tick += 1
         if self.engine is not None:  # time passes for the dream even in a quiet tick
             result = self.engine.step(feed)
             out.items.extend(result.events)
             out.cues.extend(result.cues)
+        out.items.extend(rejected)
         if out.items:
             self.seq += 1
             out.seq = self.seq
@@ -156,15 +169,15 @@ class RoomState:
                     out.refused_pods.append(pod)
                     return False
                 self._pods[pod] = True
-                out.items.append({"kind": "joined", "name": pod, "role": "pod"})
+                out.items.append(MemberJoined(pod, "pod"))
             elif not online:
                 self._pods[pod] = True
-                out.items.append({"kind": "pod_online", "name": pod})
+                out.items.append(PodCameOnline(pod))
         elif isinstance(item, PodOffline):
             if not self._pods.get(item.dreamer):
                 return False
             self._pods[item.dreamer] = False
-            out.items.append({"kind": "pod_offline", "name": item.dreamer})
+            out.items.append(PodWentOffline(item.dreamer))
         elif isinstance(item, PodFault) and item.dreamer not in self._pods:
             return False
         return True
@@ -176,7 +189,7 @@ class RoomState:
         key = (item.name, item.role)
         self._counts[key] += 1
         if self._counts[key] == 1:
-            out.items.append({"kind": "joined", "name": item.name, "role": item.role})
+            out.items.append(MemberJoined(item.name, item.role))
             if item.role == "dreamer":
                 feed.append(DreamerJoined(item.name))
 
@@ -188,7 +201,7 @@ class RoomState:
         self._counts[key] -= 1
         if self._counts[key] <= 0:
             del self._counts[key]
-            out.items.append({"kind": "left", "name": info.name, "role": info.role})
+            out.items.append(MemberLeft(info.name, info.role))
             if info.role == "dreamer":
                 feed.append(DreamerLeft(info.name))
 
@@ -196,17 +209,19 @@ class RoomState:
         if item.session not in self._sessions:
             return  # the author left before the line was applied
         self._story.append((self.seq + 1, item.name, item.text))
-        out.items.append({"kind": "said", "name": item.name, "text": item.text})
+        out.items.append(Said(item.name, item.text))
         feed.append(StoryLine(item.name, item.text))
 
-    def _template(self, item: TemplateInput, out: TickOutput, feed: list[EngineInput]) -> None:
+    def _template(
+        self, item: TemplateInput, rejected: list[TemplateRejected], feed: list[EngineInput]
+    ) -> None:
         if self._hooks is None:
-            out.rejected.append((item.name, "this room runs no dream engine"))
+            rejected.append(TemplateRejected(item.name, "this room runs no dream engine"))
             return
         try:
             template = self._hooks.parse_template(item.text, item.format)
         except TemplateInvalid as exc:  # checked at the gateway; re-checked for safety
-            out.rejected.append((item.name, exc.message))
+            rejected.append(TemplateRejected(item.name, exc.message))
             return
         feed.append(TemplateUploaded(item.name, template))
 

@@ -389,18 +389,11 @@ class RoomManager:
         state = owned.state
         try:
             out = state.apply(inputs, external)
-            if out.rejected:
-                out.items.extend(
-                    {"kind": "template_rejected", "name": name, "reason": reason}
-                    for name, reason in out.rejected
-                )
-                if not out.seq:
-                    state.seq += 1
-                    out.seq = state.seq
             if not out.items:
                 return None
             epoch = owned.lease.epoch
-            frame = encode(Event(room, epoch, out.seq, state.tick, out.items, time.time()))
+            items = [item.to_wire() for item in out.items]
+            frame = encode(Event(room, epoch, out.seq, state.tick, items, time.time()))
         except Exception:
             # A bug or a poisoned input: keep the node and the other rooms going,
             # and rebuild this room from its last good snapshot.

@@ -50,3 +50,48 @@ def test_the_narrative_example_is_a_valid_template() -> None:
     assert example is not None
     template = parse_template(example.group(1), "json")
     assert template.title == "The Lighthouse"
+
+
+def _event_table() -> dict[str, str]:
+    """The README's event item table: kind -> its row."""
+    start = README.index("**Event items.**")
+    rows: dict[str, str] = {}
+    in_table = False
+    for line in README[start:].splitlines()[1:]:
+        if line.startswith("|"):
+            in_table = True
+            cells = line.split(" | ")
+            rows[cells[0].strip("| `")] = line
+        elif in_table:
+            break
+    return rows
+
+
+def _records(item_type: type) -> list[type]:
+    """``item_type`` and the records nested in its fields (figures, actions, mood rows)."""
+    import dataclasses
+    import typing
+
+    found = [item_type]
+    if not dataclasses.is_dataclass(item_type):
+        return found
+    for hint in typing.get_type_hints(item_type).values():
+        stack = [hint]
+        while stack:
+            t = stack.pop()
+            stack.extend(typing.get_args(t))
+            if isinstance(t, type) and (dataclasses.is_dataclass(t) or hasattr(t, "_fields")):
+                found += _records(t)
+    return found
+
+
+def test_every_event_item_and_field_is_documented() -> None:
+    from sleepsync.protocol.events import EVENT_TYPES, wire_keys
+
+    rows = _event_table()
+    assert set(EVENT_TYPES) <= set(rows), sorted(set(EVENT_TYPES) - set(rows))
+    for kind, item_type in EVENT_TYPES.items():
+        fields = rows[kind].split(" | ")[1]
+        for record in _records(item_type):
+            for key in wire_keys(record):
+                assert f"`{key}`" in fields, f"{kind}.{key}"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
+from sleepsync.protocol.events import EventItem
 from sleepsync.protocol.telemetry import Cue, TelemetrySample
 from sleepsync.protocol.wire import WireMap
 
@@ -113,12 +114,12 @@ EngineInput: TypeAlias = (
 class StepResult:
     """What one tick produced.
 
-    ``events`` are wire maps, each with a ``"kind"`` key, in a deterministic
-    order; they go into the room's event frame for this tick. ``cues`` go out
-    to the pods on their ``cmd`` topics.
+    ``events`` are typed event items (:mod:`sleepsync.protocol.events`) in a
+    deterministic order; they go into the room's event frame for this tick.
+    ``cues`` go out to the pods on their ``cmd`` topics.
     """
 
-    events: list[WireMap] = field(default_factory=list)
+    events: list[EventItem] = field(default_factory=list)
     cues: list[Cue] = field(default_factory=list)
 
 

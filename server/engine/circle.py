@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from sleepsync.protocol.wire import WireMap, WireValue
+from sleepsync.protocol.events import CircleClosed, CircleOpened, CircleTurn, EventItem
+from sleepsync.protocol.wire import WireMap
 
 __all__ = ["Circle", "parse_command"]
 
@@ -58,49 +59,29 @@ class Circle:
 
     @classmethod
     def open(
-        cls, opened_by: str, members: list[str], tick: int, turn_s: float, events: list[WireMap]
+        cls,
+        opened_by: str,
+        members: list[str],
+        tick: int,
+        turn_s: float,
+        events: list[EventItem],
     ) -> Circle:
         holder = opened_by if opened_by in members else members[0]
         circle = cls(opened_by, holder, tick)
-        events.append(
-            {
-                "kind": "circle_opened",
-                "by": opened_by,
-                "order": list[WireValue](members),
-                "turn": holder,
-                "turn_s": turn_s,
-            }
-        )
+        events.append(CircleOpened(opened_by, tuple(members), holder, turn_s))
         return circle
 
-    def pass_turn(self, members: list[str], reason: str, tick: int, events: list[WireMap]) -> None:
+    def pass_turn(
+        self, members: list[str], reason: str, tick: int, events: list[EventItem]
+    ) -> None:
         """Give the turn to the next present dreamer after the holder, by name."""
         k = bisect_right(members, self.holder)
         self.holder = members[k % len(members)]
         self.turn_since = tick
-        events.append({"kind": "circle_turn", "to": self.holder, "reason": reason})
+        events.append(CircleTurn(self.holder, reason))
 
-    def close(self, reason: str, events: list[WireMap]) -> None:
-        events.append({"kind": "circle_closed", "reason": reason, "told": self.told})
-
-    def to_wire(self) -> list[WireValue]:
-        return [self.opened_by, self.holder, self.opened, self.turn_since, self.told]
-
-    @classmethod
-    def from_wire(cls, row: list[WireValue]) -> Circle:
-        opened_by, holder, opened, turn_since, told = row
-        if not (
-            isinstance(opened_by, str)
-            and isinstance(holder, str)
-            and isinstance(opened, int)
-            and isinstance(turn_since, int)
-            and isinstance(told, int)
-        ):
-            raise ValueError("bad circle state")
-        circle = cls(opened_by, holder, opened)
-        circle.turn_since = turn_since
-        circle.told = told
-        return circle
+    def close(self, reason: str, events: list[EventItem]) -> None:
+        events.append(CircleClosed(reason, self.told))
 
     def view(self, tick: int, dt: float) -> WireMap:
         return {

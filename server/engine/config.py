@@ -10,6 +10,7 @@ Thresholds on balance, valence and arousal are in [0, 1].
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 from sleepsync.protocol.wire import WireMap
@@ -157,9 +158,16 @@ class EngineConfig:
         return dict(asdict(self))
 
     @classmethod
-    def from_wire(cls, m: dict[str, object]) -> EngineConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in m.items() if k in known})  # type: ignore[arg-type]
+    def from_wire(cls, m: Mapping[str, object]) -> EngineConfig:
+        """The inverse of :meth:`to_wire`: every field, and no other key (ValueError)."""
+        known = [f.name for f in fields(cls)]
+        missing = [name for name in known if name not in m]
+        if missing:
+            raise ValueError(f"{missing[0]} is missing")
+        unknown = sorted(str(key) for key in m if key not in known)
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not a setting")
+        return cls(**m)  # type: ignore[arg-type]
 
 
 _UNIT_FIELDS = (

@@ -10,6 +10,9 @@ read and write list slots.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any
 
 from .traits import Traits
 
@@ -133,21 +136,21 @@ class DreamerTable:
     def traits(self, i: int) -> Traits:
         return Traits(self.eps[i], self.dlt[i], self.eta[i], self.beta[i])
 
-    def rows(self) -> list[list[object]]:
-        """Rows in column order, for snapshots."""
-        return [list(r) for r in zip(*(getattr(self, c) for c in self.COLUMNS), strict=True)]
+    def set_columns(self, columns: Mapping[str, list[Any]]) -> None:
+        """Replace every column (a snapshot's, already type-checked; see :mod:`.snapshot`).
 
-    def load_rows(self, rows: list[list[object]]) -> None:
-        columns: list[list[object]] = [[] for _ in self.COLUMNS]
-        for row in rows:
-            if len(row) != len(self.COLUMNS):
-                raise ValueError("dreamer row of the wrong length")
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        for name, column in zip(self.COLUMNS, columns, strict=True):
-            setattr(self, name, column)
-        if self.names != sorted(set(self.names)):
+        Raises ValueError unless ``columns`` has every column, all of one
+        length, with names sorted and unique.
+        """
+        if set(columns) != set(self.COLUMNS):
+            raise ValueError("not the dreamer columns")
+        if len({len(column) for column in columns.values()}) > 1:
+            raise ValueError("dreamer columns of different lengths")
+        names = columns["names"]
+        if any(a >= b for a, b in pairwise(names)):
             raise ValueError("dreamer names are not sorted and unique")
+        for name in self.COLUMNS:
+            setattr(self, name, list(columns[name]))
         self._reindex()
 
     def _reindex(self) -> None:

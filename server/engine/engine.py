@@ -32,9 +32,16 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
-import msgpack
-
-from sleepsync.protocol.errors import LocalError
+from sleepsync.protocol.events import (
+    CircleLifted,
+    DreamerWentOffline,
+    EventItem,
+    Mood,
+    MoodRow,
+    PhaseChanged,
+    PhaseFigures,
+    RecoveryActions,
+)
 from sleepsync.protocol.narrative import (
     NarrativeTemplate,
     Scene,
@@ -66,11 +73,10 @@ from .narrative_runtime import NarrativeRuntime
 from .nightmare import release_nightmares
 from .recovery import PhaseMachine, Transition
 from .rng import SplitMix64
+from .snapshot import SNAPSHOT_VERSION, EngineParts, read_snapshot, write_snapshot
 from .traits import Traits, default_traits
 
 __all__ = ["SNAPSHOT_VERSION", "Engine", "load_default_narrative"]
-
-SNAPSHOT_VERSION = 1
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +88,10 @@ def load_default_narrative() -> NarrativeTemplate:
 
 def _r3(x: float) -> float:
     return round(x, 3)
+
+
+#: Builds a :class:`MoodRow` from a tuple without the per-field call overhead.
+_new_row = tuple.__new__
 
 
 def _finite(x: float) -> float:
@@ -175,7 +185,7 @@ class Engine:
 
     def step(self, inputs: Sequence[EngineInput]) -> StepResult:
         """Apply ``inputs`` (any order) and advance one tick."""
-        events: list[WireMap] = []
+        events: list[EventItem] = []
         cues: list[Cue] = []
         now = self.tick
         for inp in sorted(inputs, key=_input_key):
@@ -191,9 +201,7 @@ class Engine:
             )
             self.arousal = min(1.0, max(0.0, totals.sum_a / n))
             for i in totals.offline:
-                events.append(
-                    {"kind": "dreamer_offline", "dreamer": t.names[i], "reason": "timeout"}
-                )
+                events.append(DreamerWentOffline(t.names[i], "timeout"))
             self.glitches.step(
                 t,
                 self.rng,
@@ -236,18 +244,12 @@ class Engine:
                     events=events,
                     cues=cues,
                 )
-            rows: list[WireValue] = [
-                [name, round(v, 3), round(a, 3), round(g, 3), s]
+            # One row per dreamer per tick: built as bare tuples, the cheapest record.
+            rows = tuple(
+                _new_row(MoodRow, (name, round(v, 3), round(a, 3), round(g, 3), s))
                 for name, v, a, g, s in zip(t.names, t.val, t.aro, t.glitch, t.seq, strict=True)
-            ]
-            events.append(
-                {
-                    "kind": "mood",
-                    "balance": _r3(self.balance),
-                    "phase": self.phase,
-                    "dreamers": rows,
-                }
             )
+            events.append(Mood(_r3(self.balance), self.phase, rows))
         self.tick = now + 1
         return StepResult(events, cues)
 
@@ -279,35 +281,24 @@ class Engine:
         }
 
     def snapshot(self) -> bytes:
-        """The whole state, RNG included, as msgpack bytes (canonical)."""
-        m = self.machine
-        nr = self.narrative
-        state: WireMap = {
-            "v": SNAPSHOT_VERSION,
-            "seed": self.seed,
-            "config": self.config.to_wire(),
-            "tick": self.tick,
-            "rng": self.rng.state,
-            "balance": self.balance,
-            "arousal": self.arousal,
-            "damped": self.damped,
-            "phase": m.phase,
-            "holds": list[WireValue](m.holds),
-            "dreamers": [list[WireValue](row) for row in self.dreamers.rows()],  # type: ignore[arg-type]
-            "traits": [
-                [name, tr.expressiveness, tr.openness, tr.amplification, tr.bias]
-                for name, tr in sorted(self.overrides.items())
-            ],
-            "glitches": [self.glitches.active[k].to_row() for k in sorted(self.glitches.active)],
-            "next_glitch": self.glitches.next_id,
-            "narrative": template_to_wire(nr.template),
-            "author": nr.author,
-            "scene": nr.scene.id,
-            "since": nr.since,
-            "history": [[at, scene_id] for at, scene_id in nr.history],
-            "circle": None if self.circle is None else self.circle.to_wire(),
-        }
-        return msgpack.packb(state, use_bin_type=True)
+        """The whole state, RNG included, as canonical msgpack bytes (see :mod:`.snapshot`)."""
+        return write_snapshot(
+            EngineParts(
+                seed=self.seed,
+                config=self.config,
+                tick=self.tick,
+                rng=self.rng,
+                balance=self.balance,
+                arousal=self.arousal,
+                damped=self.damped,
+                machine=self.machine,
+                dreamers=self.dreamers,
+                overrides=self.overrides,
+                glitches=self.glitches,
+                narrative=self.narrative,
+                circle=self.circle,
+            )
+        )
 
     def state_hash(self) -> str:
         """sha256 of the canonical snapshot, in hex."""
@@ -315,19 +306,32 @@ class Engine:
 
     @classmethod
     def restore(cls, data: bytes) -> Engine:
-        """An engine that continues exactly where ``snapshot()`` left off."""
-        from .snapshot import load_state
+        """An engine that continues exactly where ``snapshot()`` left off.
 
-        try:
-            return load_state(cls, data)
-        except LocalError:
-            raise
-        except Exception as exc:  # malformed bytes or fields of any kind
-            raise LocalError("cannot restore the dream engine from this snapshot") from exc
+        Every part of ``data`` is checked first: a corrupt or mistyped
+        snapshot raises :class:`~sleepsync.protocol.errors.LocalError` here.
+        """
+        parts = read_snapshot(data)
+        engine = cls.__new__(cls)
+        engine.seed = parts.seed
+        engine.config = parts.config
+        engine.tick = parts.tick
+        engine.rng = parts.rng
+        engine.balance = parts.balance
+        engine.arousal = parts.arousal
+        engine.damped = parts.damped
+        engine.machine = parts.machine
+        engine.dreamers = parts.dreamers
+        engine.overrides = parts.overrides
+        engine.glitches = parts.glitches
+        engine.narrative = parts.narrative
+        engine.circle = parts.circle
+        engine._pulls = None
+        return engine
 
     # -- inputs ----------------------------------------------------------------
 
-    def _apply(self, inp: EngineInput, now: int, events: list[WireMap]) -> None:
+    def _apply(self, inp: EngineInput, now: int, events: list[EventItem]) -> None:
         t = self.dreamers
         cfg = self.config
         if isinstance(inp, DreamerLeft):
@@ -352,9 +356,7 @@ class Engine:
             if i_off is not None and t.online[i_off]:
                 t.online[i_off] = False
                 t.tel_age[i_off] = max(t.tel_age[i_off], cfg.ticks(cfg.stale_after_s))
-                events.append(
-                    {"kind": "dreamer_offline", "dreamer": inp.dreamer, "reason": "status"}
-                )
+                events.append(DreamerWentOffline(inp.dreamer, "status"))
         elif isinstance(inp, PodFault):
             i_f = t.index.get(inp.dreamer)
             if i_f is not None:
@@ -382,7 +384,7 @@ class Engine:
             i = t.add(name, traits, cfg.baseline_valence, cfg.baseline_arousal)
         return i
 
-    def _story(self, line: StoryLine, now: int, events: list[WireMap]) -> None:
+    def _story(self, line: StoryLine, now: int, events: list[EventItem]) -> None:
         t = self.dreamers
         if line.author not in t.index:
             return
@@ -409,29 +411,23 @@ class Engine:
                 val[i] += lift * (1.0 - val[i])
                 aro[i] -= 0.5 * lift * aro[i]
             circle.told += 1
-            events.append({"kind": "circle_lifted", "by": line.author, "lift": lift})
+            events.append(CircleLifted(line.author, lift))
             circle.pass_turn(t.names, "told", now, events)
 
     # -- phases, scenes, circle --------------------------------------------------
 
     def _on_transition(
-        self, tr: Transition, now: int, events: list[WireMap], cues: list[Cue]
+        self, tr: Transition, now: int, events: list[EventItem], cues: list[Cue]
     ) -> None:
         cfg = self.config
         t = self.dreamers
-        event: WireMap = {
-            "kind": "phase",
-            "from": tr.rule.source,
-            "to": tr.rule.target,
-            "reason": tr.rule.reason,
-            "figures": {
-                "balance": _r3(tr.balance),
-                "threshold": tr.threshold,
-                "held_s": _r3(tr.held_s),
-            },
-        }
-        events.append(event)
-        if tr.rule.target == "collapsed":
+        rule = tr.rule
+        figures = PhaseFigures(_r3(tr.balance), tr.threshold, _r3(tr.held_s))
+        # The phase item comes first; on collapse its actions are known only
+        # after they ran (and emitted their own items), so it goes in last.
+        at = len(events)
+        actions: RecoveryActions | None = None
+        if rule.target == "collapsed":
             self.damped = True
             self._pulls = None
             carriers = sorted(
@@ -454,21 +450,18 @@ class Engine:
                     kind: CueKind = "breathe" if t.aro[i] > cfg.breathe_above else "calm"
                     cues.append(Cue(t.names[i], kind, _r3(1.0 - self.balance), "room collapsed"))
                     sent += 1
-            event["actions"] = {
-                "damping": cfg.recovery_damping,
-                "isolated": [t.names[i] for i in sorted(carriers)],
-                "scene": self.narrative.template.safe,
-                "circle": opened,
-                "cues": sent,
-            }
-        elif tr.rule.target == "stable" and self.damped:
+            isolated = tuple(t.names[i] for i in sorted(carriers))
+            safe = self.narrative.template.safe
+            actions = RecoveryActions(cfg.recovery_damping, isolated, safe, opened, sent)
+        elif rule.target == "stable" and self.damped:
             self.damped = False
             self._pulls = None
             if self.circle is not None and self.circle.opened_by == "recovery":
                 self.circle.close("stable", events)
                 self.circle = None
+        events.insert(at, PhaseChanged(rule.source, rule.target, rule.reason, figures, actions))
 
-    def _entered(self, scene: Scene, now: int, events: list[WireMap]) -> None:
+    def _entered(self, scene: Scene, now: int, events: list[EventItem]) -> None:
         self._pulls = None
         t = self.dreamers
         if scene.corruption <= 0.0 or not len(t):
@@ -480,7 +473,7 @@ class Engine:
             origin = min(range(len(t)), key=lambda i: (t.val[i], t.names[i]))
         self.glitches.start(t, origin, "fragment", scene.corruption, now, events)
 
-    def _circle_tick(self, now: int, events: list[WireMap]) -> None:
+    def _circle_tick(self, now: int, events: list[EventItem]) -> None:
         circle = self.circle
         if circle is None:
             return

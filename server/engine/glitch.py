@@ -3,8 +3,11 @@
 
 A glitch has an id, a kind, an origin dreamer and a peak intensity. Each
 dreamer carries at most one glitch at a time, as a *load* in (0, 1] (the
-strongest that reached it); while carried, the load pushes valence down and
-arousal up (see :mod:`.contagion`).
+strongest that reached it) with that glitch's id; while carried, the load
+pushes valence down and arousal up (see :mod:`.contagion`). A new glitch
+starting at a dreamer replaces what it carries only when it is stronger
+than the load: a weaker one leaves the load and the id alone, is carried by
+nobody, and so fades at the end of the tick.
 
 Sources (kinds):
 
@@ -33,7 +36,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sleepsync.protocol.wire import WireMap, WireValue
+from sleepsync.protocol.events import EventItem, GlitchFaded, GlitchSpread, GlitchStarted
+from sleepsync.protocol.wire import WireValue
 
 from .dreamer import DreamerTable
 from .rng import SplitMix64
@@ -56,23 +60,6 @@ class Glitch:
     started: int  # tick
     reach: int = 1  # dreamers it reached, origin included
 
-    def to_row(self) -> list[WireValue]:
-        return [self.id, self.kind, self.origin, self.peak, self.started, self.reach]
-
-    @classmethod
-    def from_row(cls, row: list[WireValue]) -> Glitch:
-        gid, kind, origin, peak, started, reach = row
-        if not (
-            isinstance(gid, int)
-            and isinstance(kind, str)
-            and isinstance(origin, str)
-            and isinstance(peak, float)
-            and isinstance(started, int)
-            and isinstance(reach, int)
-        ):
-            raise ValueError("bad glitch row")
-        return cls(gid, kind, origin, peak, started, reach)
-
 
 class GlitchField:
     """The active glitches of a room and the next glitch id."""
@@ -84,9 +71,15 @@ class GlitchField:
         self.next_id = 1
 
     def start(
-        self, t: DreamerTable, i: int, kind: str, intensity: float, tick: int, events: list[WireMap]
+        self,
+        t: DreamerTable,
+        i: int,
+        kind: str,
+        intensity: float,
+        tick: int,
+        events: list[EventItem],
     ) -> None:
-        """Start a glitch of ``kind`` at dreamer column ``i``."""
+        """Start a glitch of ``kind`` at dreamer column ``i`` (carried there if stronger)."""
         if not math.isfinite(intensity):
             return
         intensity = float(min(1.0, max(0.0, intensity)))
@@ -95,17 +88,10 @@ class GlitchField:
         glitch = Glitch(self.next_id, kind, t.names[i], intensity, tick)
         self.next_id += 1
         self.active[glitch.id] = glitch
-        t.glitch[i] = max(t.glitch[i], intensity)
-        t.gid[i] = glitch.id
-        events.append(
-            {
-                "kind": "glitch_started",
-                "id": glitch.id,
-                "glitch": kind,
-                "origin": glitch.origin,
-                "intensity": r3(intensity),
-            }
-        )
+        if intensity > t.glitch[i]:
+            t.glitch[i] = intensity
+            t.gid[i] = glitch.id
+        events.append(GlitchStarted(glitch.id, kind, glitch.origin, r3(intensity)))
 
     def step(
         self,
@@ -120,7 +106,7 @@ class GlitchField:
         floor: float,
         dt: float,
         tick: int,
-        events: list[WireMap],
+        events: list[EventItem],
     ) -> None:
         """Spread, decay and fade; does nothing when no glitch is active."""
         if not self.active:
@@ -154,15 +140,7 @@ class GlitchField:
                         record = self.active.get(src_id)
                         if record is not None:
                             record.reach += 1
-                        events.append(
-                            {
-                                "kind": "glitch_spread",
-                                "id": src_id,
-                                "from": src_name,
-                                "to": t.names[i],
-                                "intensity": r3(glitch[i]),
-                            }
-                        )
+                        events.append(GlitchSpread(src_id, src_name, t.names[i], r3(glitch[i])))
         carried: set[int] = set()
         for i in range(n):
             g = glitch[i]
@@ -177,15 +155,9 @@ class GlitchField:
         for glitch_id in sorted(self.active):
             if glitch_id not in carried:
                 record = self.active.pop(glitch_id)
+                lasted_s = r3((tick + 1 - record.started) * dt)
                 events.append(
-                    {
-                        "kind": "glitch_faded",
-                        "id": glitch_id,
-                        "glitch": record.kind,
-                        "origin": record.origin,
-                        "reach": record.reach,
-                        "lasted_s": r3((tick + 1 - record.started) * dt),
-                    }
+                    GlitchFaded(glitch_id, record.kind, record.origin, record.reach, lasted_s)
                 )
 
     def view(self, t: DreamerTable) -> list[WireValue]:

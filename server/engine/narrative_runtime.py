@@ -19,8 +19,8 @@ loop detection reads.
 
 from __future__ import annotations
 
+from sleepsync.protocol.events import EventItem, NarrativeChanged, SceneChanged, TrapCaught
 from sleepsync.protocol.narrative import NarrativeTemplate, Scene
-from sleepsync.protocol.wire import WireMap
 
 __all__ = ["MAX_HISTORY", "NarrativeRuntime"]
 
@@ -40,7 +40,7 @@ class NarrativeRuntime:
         self.since = 0  # tick the current scene was entered
         self.history: list[tuple[int, str]] = [(0, self.scene.id)]
 
-    def move(self, to: str, reason: str, tick: int, events: list[WireMap]) -> Scene:
+    def move(self, to: str, reason: str, tick: int, events: list[EventItem]) -> Scene:
         """Enter scene ``to`` and emit a ``scene`` event."""
         old = self.scene.id
         self.scene = self.template.scene(to)
@@ -48,7 +48,7 @@ class NarrativeRuntime:
         self.history.append((tick, to))
         if len(self.history) > MAX_HISTORY:
             del self.history[0]
-        events.append({"kind": "scene", "from": old, "to": to, "reason": reason})
+        events.append(SceneChanged(old, to, reason))
         return self.scene
 
     def replace(
@@ -56,16 +56,14 @@ class NarrativeRuntime:
         template: NarrativeTemplate,
         author: str,
         tick: int,
-        events: list[WireMap],
+        events: list[EventItem],
         *,
         to_safe: bool,
     ) -> Scene:
         """Switch to an uploaded template, entering its entry (or safe) scene."""
         self.template = template
         self.author = author
-        events.append(
-            {"kind": "narrative", "title": template.title, "by": author, "entry": template.entry}
-        )
+        events.append(NarrativeChanged(template.title, author, template.entry))
         old = self.scene.id
         target = template.safe if to_safe else template.entry
         self.scene = template.scene(target)
@@ -73,7 +71,7 @@ class NarrativeRuntime:
         self.history.append((tick, target))
         if len(self.history) > MAX_HISTORY:
             del self.history[0]
-        events.append({"kind": "scene", "from": old, "to": target, "reason": "narrative"})
+        events.append(SceneChanged(old, target, "narrative"))
         return self.scene
 
     def advance(
@@ -85,7 +83,7 @@ class NarrativeRuntime:
         *,
         hold: bool,
         default_dwell_s: float,
-        events: list[WireMap],
+        events: list[EventItem],
     ) -> Scene | None:
         """Fire a transition or catch a trap; return the scene entered, if any."""
         scene = self.scene
@@ -100,14 +98,8 @@ class NarrativeRuntime:
                 return self.move(transition.to, "transition", tick, events)
         limit = scene.max_dwell if scene.max_dwell is not None else default_dwell_s
         if scene.id != safe and seconds >= limit - 1e-9:
-            events.append(
-                {
-                    "kind": "trap",
-                    "scene": scene.id,
-                    "dwell_s": round(seconds, 3),
-                    "reason": "no transition fired within the maximum dwell time",
-                }
-            )
+            reason = "no transition fired within the maximum dwell time"
+            events.append(TrapCaught(scene.id, round(seconds, 3), reason))
             return self.move(safe, "trap", tick, events)
         return None
 

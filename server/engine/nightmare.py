@@ -17,8 +17,8 @@ names the dreamer and the loop, and a pod gets a ``breathe`` cue.
 
 from __future__ import annotations
 
+from sleepsync.protocol.events import EventItem, NightmareReleased
 from sleepsync.protocol.telemetry import Cue
-from sleepsync.protocol.wire import WireMap, WireValue
 
 from .dreamer import DreamerTable
 
@@ -33,7 +33,7 @@ def release_nightmares(
     release_ticks: int,
     release_s: float,
     tick: int,
-    events: list[WireMap],
+    events: list[EventItem],
     cues: list[Cue],
 ) -> None:
     """Release every dreamer distressed for a whole window while the room loops."""
@@ -47,14 +47,7 @@ def release_nightmares(
         distress[i] = 0
         name = t.names[i]
         events.append(
-            {
-                "kind": "nightmare_released",
-                "dreamer": name,
-                "loop": list[WireValue](loop),
-                "valence": round(t.val[i], 3),
-                "arousal": round(t.aro[i], 3),
-                "for_s": release_s,
-            }
+            NightmareReleased(name, tuple(loop), round(t.val[i], 3), round(t.aro[i], 3), release_s)
         )
         if t.pod[i]:
             cues.append(Cue(name, "breathe", round(t.aro[i], 3), "nightmare loop released"))

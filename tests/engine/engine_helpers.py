@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
+from sleepsync.protocol.events import EventItem, Mood
 from sleepsync.protocol.narrative import NarrativeTemplate, validate_template
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
-from sleepsync.protocol.wire import WireMap
 from sleepsync.server.engine import Engine, EngineConfig, EngineInput, StepResult, Telemetry
 
 VITALS = VitalSigns(heart_rate=61.0, hrv=55.0, skin_conductance=2.5, respiration=13.0)
@@ -53,25 +53,29 @@ PURE = EngineConfig(
 )
 
 
-def run(engine: Engine, ticks: int, inputs: Iterable[EngineInput] = ()) -> list[WireMap]:
+T = TypeVar("T")
+
+
+def run(engine: Engine, ticks: int, inputs: Iterable[EngineInput] = ()) -> list[EventItem]:
     """Step ``ticks`` times (``inputs`` on the first) and return all events."""
-    events: list[WireMap] = []
+    events: list[EventItem] = []
     first = list(inputs)
     for k in range(ticks):
         events.extend(engine.step(first if k == 0 else []).events)
     return events
 
 
-def kinds(events: Iterable[WireMap], kind: str) -> list[WireMap]:
-    return [e for e in events if e["kind"] == kind]
+def kinds(events: Iterable[EventItem], kind: type[T]) -> list[T]:
+    """The events of one type, in order."""
+    return [e for e in events if isinstance(e, kind)]
 
 
-def mood_of(result: StepResult | list[WireMap], name: str) -> tuple[float, float, float]:
+def mood_of(result: StepResult | list[EventItem], name: str) -> tuple[float, float, float]:
     events = result.events if isinstance(result, StepResult) else result
-    mood = kinds(events, "mood")[-1]
-    for row in mood["dreamers"]:  # type: ignore[union-attr]
-        if row[0] == name:  # type: ignore[index]
-            return row[1], row[2], row[3]  # type: ignore[index,return-value]
+    mood = kinds(events, Mood)[-1]
+    for row in mood.dreamers:
+        if row.name == name:
+            return row.valence, row.arousal, row.glitch
     raise KeyError(name)
 
 

@@ -6,6 +6,14 @@ import msgpack
 import pytest
 
 from sleepsync.protocol.errors import LocalError
+from sleepsync.protocol.events import (
+    DreamerWentOffline,
+    GlitchStarted,
+    Mood,
+    MoodRow,
+    NarrativeChanged,
+    SceneChanged,
+)
 from sleepsync.server.engine import (
     DreamEngine,
     DreamerJoined,
@@ -50,24 +58,24 @@ def test_join_creates_a_baseline_dreamer_and_mood_every_tick() -> None:
     events = engine.step(
         [DreamerJoined("rico"), DreamerJoined("lila"), DreamerJoined("lila")]
     ).events
-    assert [e["kind"] for e in events] == ["mood"]
+    assert [e.kind for e in events] == ["mood"]
     mood = events[0]
-    assert mood["phase"] == "stable"
-    assert [row[0] for row in mood["dreamers"]] == ["lila", "rico"]  # type: ignore[index,union-attr]
-    assert mood["dreamers"][0] == ["lila", 0.5, 0.4, 0.0, None]  # type: ignore[index]
-    assert mood["balance"] == 0.5
+    assert isinstance(mood, Mood) and mood.phase == "stable"
+    assert [row.name for row in mood.dreamers] == ["lila", "rico"]
+    assert mood.dreamers[0] == MoodRow("lila", 0.5, 0.4, 0.0, None)
+    assert mood.balance == 0.5
     assert len(run(engine, 3)) == 3
 
 
 def test_telemetry_creates_pulls_and_traces_seq() -> None:
     engine = Engine(1, CFG, calm_template())
     result = engine.step([tel("mira", 7, 0.9, 0.1)])
-    assert result.events[0]["dreamers"][0][4] == 7  # type: ignore[index]
+    assert kinds(result.events, Mood)[0].dreamers[0].seq == 7
     for seq in range(8, 40):
         result = engine.step([tel("mira", seq, 0.9, 0.1)])
     v, a = dreamer(engine, "mira")
     assert v > 0.85 and a < 0.15
-    assert result.events[-1]["dreamers"][0][4] == 39  # type: ignore[index]
+    assert kinds(result.events, Mood)[0].dreamers[0].seq == 39
     view = engine.view()
     assert view["dreamers"][0]["online"] is True and view["dreamers"][0]["pod"] is True  # type: ignore[index]
 
@@ -80,13 +88,9 @@ def test_offline_by_timeout_and_status() -> None:
     )
     engine.step([tel("mira", 1, 0.9, 0.1), tel("rico", 1, 0.9, 0.1)])
     events = engine.step([PodOffline("rico"), PodOffline("ghost"), PodOffline("rico")]).events
-    assert kinds(events, "dreamer_offline") == [
-        {"kind": "dreamer_offline", "dreamer": "rico", "reason": "status"}
-    ]
+    assert kinds(events, DreamerWentOffline) == [DreamerWentOffline("rico", "status")]
     events = run(engine, 12)
-    assert kinds(events, "dreamer_offline") == [
-        {"kind": "dreamer_offline", "dreamer": "mira", "reason": "timeout"}
-    ]
+    assert kinds(events, DreamerWentOffline) == [DreamerWentOffline("mira", "timeout")]
     assert [d["online"] for d in engine.view()["dreamers"]] == [False, False]  # type: ignore[index,union-attr]
     engine.step([tel("mira", 2, 0.9, 0.1)])
     assert engine.view()["dreamers"][0]["online"] is True  # type: ignore[index]
@@ -128,14 +132,14 @@ def test_glitch_sources_from_inputs() -> None:
             GlitchInjected("ghost", 0.5),
         ]
     ).events
-    started = [(e["glitch"], e["origin"], e["intensity"]) for e in kinds(events, "glitch_started")]
+    started = [(e.glitch, e.origin, e.intensity) for e in kinds(events, GlitchStarted)]
     assert started == [("stress", "rico", 0.8), ("sensor", "rico", 0.4), ("injected", "lila", 0.5)]
 
 
 def test_first_sample_is_never_a_stress_spike() -> None:
     engine = Engine(1, CFG, calm_template())
     events = engine.step([tel("rico", 1, 0.1, 1.0)]).events
-    assert not kinds(events, "glitch_started")
+    assert not kinds(events, GlitchStarted)
 
 
 def test_template_upload_moves_to_its_entry() -> None:
@@ -145,8 +149,8 @@ def test_template_upload_moves_to_its_entry() -> None:
         [scene("a", 0.6, 0.3, ("b", {"after": 100})), scene("b", 0.7, 0.2)], "a", "b", "New"
     )
     events = engine.step([TemplateUploaded("lila", new)]).events
-    assert events[0] == {"kind": "narrative", "title": "New", "by": "lila", "entry": "a"}
-    assert events[1] == {"kind": "scene", "from": "rest", "to": "a", "reason": "narrative"}
+    assert events[0] == NarrativeChanged("New", "lila", "a")
+    assert events[1] == SceneChanged("rest", "a", "narrative")
     view = engine.view()
     assert view["narrative"] == "New" and view["narrative_by"] == "lila"
     assert view["scene"] == {"id": "a", "text": "Scene a."}

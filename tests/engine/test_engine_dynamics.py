@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from sleepsync.protocol.events import (
+    CircleClosed,
+    EventItem,
+    GlitchFaded,
+    GlitchSpread,
+    GlitchStarted,
+    PhaseChanged,
+    PhaseFigures,
+    RecoveryActions,
+    SceneChanged,
+)
 from sleepsync.server.engine import (
     TABLE,
     DreamerJoined,
     Engine,
     EngineConfig,
     GlitchInjected,
+    PodFault,
     Traits,
 )
 from sleepsync.server.engine.dreamer import DreamerTable
-from sleepsync.server.engine.glitch import Glitch, GlitchField
+from sleepsync.server.engine.glitch import GlitchField
 from sleepsync.server.engine.recovery import PhaseMachine
 from sleepsync.server.engine.rng import SplitMix64
 
@@ -28,8 +40,8 @@ def table(n: int) -> DreamerTable:
     return t
 
 
-def step(f: GlitchField, t: DreamerTable, tick: int, **kw: float) -> list[dict[str, object]]:
-    events: list[dict[str, object]] = []
+def step(f: GlitchField, t: DreamerTable, tick: int, **kw: float) -> list[EventItem]:
+    events: list[EventItem] = []
     args: dict[str, float] = dict(
         alpha=1.0, fragility=1.0, rate=0.0, share=0.5, decay=0.5, floor=0.15, dt=0.1
     )
@@ -42,44 +54,27 @@ class TestGlitchField:
     def test_start_decay_and_fade(self) -> None:
         t = table(2)
         f = GlitchField()
-        events: list[dict[str, object]] = []
-        f.start(t, 0, "injected", 0.8, 0, events)  # type: ignore[arg-type]
-        f.start(t, 1, "injected", 0.0, 0, events)  # type: ignore[arg-type]
-        assert events == [
-            {
-                "kind": "glitch_started",
-                "id": 1,
-                "glitch": "injected",
-                "origin": "d0",
-                "intensity": 0.8,
-            }
-        ]
+        events: list[EventItem] = []
+        f.start(t, 0, "injected", 0.8, 0, events)
+        f.start(t, 1, "injected", 0.0, 0, events)
+        assert events == [GlitchStarted(1, "injected", "d0", 0.8)]
         assert step(f, t, 0) == [] and t.glitch[0] == pytest.approx(0.4)
         assert step(f, t, 1) == [] and t.glitch[0] == pytest.approx(0.2)
         faded = step(f, t, 2)
-        assert faded == [
-            {
-                "kind": "glitch_faded",
-                "id": 1,
-                "glitch": "injected",
-                "origin": "d0",
-                "reach": 1,
-                "lasted_s": 0.3,
-            }
-        ]
+        assert faded == [GlitchFaded(1, "injected", "d0", 1, 0.3)]
         assert t.glitch == [0.0, 0.0] and t.gid == [0, 0] and not f.active
         assert step(f, t, 3) == []
 
     def test_spread_needs_fragility_and_an_expressive_carrier(self) -> None:
         t = table(3)
         f = GlitchField()
-        f.start(t, 0, "sensor", 1.0, 0, [])  # type: ignore[arg-type]
-        assert not kinds(step(f, t, 0, fragility=0.0, rate=1e9, decay=1.0), "glitch_spread")
+        f.start(t, 0, "sensor", 1.0, 0, [])
+        assert not kinds(step(f, t, 0, fragility=0.0, rate=1e9, decay=1.0), GlitchSpread)
         t.mute[0] = 10
-        assert not kinds(step(f, t, 1, rate=1e9, decay=1.0), "glitch_spread")
+        assert not kinds(step(f, t, 1, rate=1e9, decay=1.0), GlitchSpread)
         t.mute[0] = 0
-        spread = kinds(step(f, t, 2, rate=1e9, decay=1.0), "glitch_spread")
-        assert [(e["from"], e["to"], e["intensity"]) for e in spread] == [
+        spread = kinds(step(f, t, 2, rate=1e9, decay=1.0), GlitchSpread)
+        assert [(e.source, e.to, e.intensity) for e in spread] == [
             ("d0", "d1", 0.5),
             ("d0", "d2", 0.5),
         ]
@@ -91,17 +86,44 @@ class TestGlitchField:
     def test_new_glitch_replaces_and_old_one_fades(self) -> None:
         t = table(1)
         f = GlitchField()
-        f.start(t, 0, "stress", 0.5, 0, [])  # type: ignore[arg-type]
-        f.start(t, 0, "injected", 1.5, 0, [])  # type: ignore[arg-type]
+        f.start(t, 0, "stress", 0.5, 0, [])
+        f.start(t, 0, "injected", 1.5, 0, [])
         assert t.glitch[0] == 1.0 and t.gid[0] == 2
-        faded = kinds(step(f, t, 0, decay=1.0), "glitch_faded")
-        assert [e["id"] for e in faded] == [1]
+        faded = kinds(step(f, t, 0, decay=1.0), GlitchFaded)
+        assert [e.id for e in faded] == [1]
 
-    def test_glitch_rows_round_trip(self) -> None:
-        g = Glitch(3, "fragment", "rico", 0.9, 12, 4)
-        assert Glitch.from_row(g.to_row()) == g
-        with pytest.raises(ValueError):
-            Glitch.from_row([3, "fragment", "rico", 1, 12, 4])
+    def test_a_weaker_glitch_never_renames_the_stronger_one_carried(self) -> None:
+        t = table(2)
+        f = GlitchField()
+        events: list[EventItem] = []
+        f.start(t, 0, "stress", 0.8, 0, events)
+        f.start(t, 0, "sensor", 0.3, 0, events)
+        f.start(t, 0, "injected", 0.8, 0, events)  # as strong: not stronger
+        assert [e.id for e in kinds(events, GlitchStarted)] == [1, 2, 3]
+        assert t.glitch[0] == 0.8 and t.gid[0] == 1
+        faded = step(f, t, 0, decay=1.0)
+        assert faded == [
+            GlitchFaded(2, "sensor", "d0", 1, 0.1),
+            GlitchFaded(3, "injected", "d0", 1, 0.1),
+        ]
+        assert list(f.active) == [1] and t.gid[0] == 1
+        spread = kinds(step(f, t, 1, rate=1e9, decay=1.0), GlitchSpread)
+        assert [(e.id, e.source, e.to) for e in spread] == [(1, "d0", "d1")]
+        assert f.active[1].reach == 2
+
+    def test_in_the_engine_the_stronger_glitch_keeps_its_carrier(self) -> None:
+        engine = Engine(1, EngineConfig(trait_variation=0.0), calm_template())
+        engine.step([tel("rico", 1, 0.5, 0.3), DreamerJoined("lila")])
+        # inputs apply in kind order: the stress spike (0.8) first, then the sensor fault (0.2)
+        events = engine.step([PodFault("rico", 0), tel("rico", 2, 0.5, 0.7)]).events
+        started = kinds(events, GlitchStarted)
+        assert [(e.id, e.glitch, e.intensity) for e in started] == [
+            (1, "stress", 0.8),
+            (2, "sensor", 0.2),
+        ]
+        assert [e.id for e in kinds(events, GlitchFaded)] == [2]
+        assert engine.dreamers.gid[engine.dreamers.index["rico"]] == 1
+        assert [(g["id"], g["carriers"]) for g in engine.view()["glitches"]] == [(1, 1)]  # type: ignore[index,union-attr]
 
     def test_glitch_pushes_valence_down_and_arousal_up(self) -> None:
         cfg = EngineConfig(trait_variation=0.0, baseline_pull=0.0, scene_pull=0.0)
@@ -197,38 +219,26 @@ class TestRecoveryActions:
             [DreamerJoined("ws"), GlitchInjected("rico", 1.0), GlitchInjected("lila", 0.5)],
         )
         events, cues = feed(0.2, 0.5, 50)
-        phase = kinds(events, "phase")
-        assert [(e["from"], e["to"]) for e in phase] == [
+        phase = kinds(events, PhaseChanged)
+        assert [(e.source, e.to) for e in phase] == [
             ("stable", "strained"),
             ("strained", "collapsed"),
         ]
         collapse = phase[1]
-        assert collapse["reason"] == "balance collapsed"
-        assert collapse["figures"] == {
-            "balance": pytest.approx(0.2, abs=0.06),
-            "threshold": 0.3,
-            "held_s": 3.0,
-        }
-        assert collapse["actions"] == {
-            "damping": 0.4,
-            "isolated": ["lila", "rico"],
-            "scene": "hearth",
-            "circle": True,
-            "cues": 2,
-        }
+        assert collapse.reason == "balance collapsed"
+        assert collapse.figures == PhaseFigures(pytest.approx(0.2, abs=0.06), 0.3, 3.0)
+        assert collapse.actions == RecoveryActions(0.4, ("lila", "rico"), "hearth", True, 2)
         assert sorted((c.pod, c.kind) for c in cues) == [("lila", "calm"), ("rico", "breathe")]  # type: ignore[attr-defined]
         assert engine.damped and engine.circle is not None
         t = engine.dreamers
         assert t.mute[t.index["rico"]] > engine.tick
         assert engine.narrative.scene.id == "hearth"
         events, _ = feed(0.7, 0.2, 100)
-        assert [(e["from"], e["to"]) for e in kinds(events, "phase")] == [
+        assert [(e.source, e.to) for e in kinds(events, PhaseChanged)] == [
             ("collapsed", "recovering"),
             ("recovering", "stable"),
         ]
-        assert kinds(events, "circle_closed") == [
-            {"kind": "circle_closed", "reason": "stable", "told": 0}
-        ]
+        assert kinds(events, CircleClosed) == [CircleClosed("stable", 0)]
         assert not engine.damped and engine.circle is None
 
     def test_upload_while_collapsed_goes_to_the_safe_scene(self) -> None:
@@ -242,6 +252,6 @@ class TestRecoveryActions:
         assert engine.phase == "collapsed"
         new = template([scene("a", 0.5, 0.5, ("z", {"after": 1})), scene("z", 0.9, 0.1)], "a", "z")
         events = engine.step([TemplateUploaded("lila", new)]).events
-        assert kinds(events, "scene")[0]["to"] == "z"
+        assert kinds(events, SceneChanged)[0].to == "z"
         assert engine.circle is not None and engine.circle.opened_by == "recovery"
         _ = run(engine, 1)

@@ -82,7 +82,13 @@ class TestTraitsAndConfig:
         assert cfg.dt == 0.25
         assert cfg.ticks(1.0) == 4 and cfg.ticks(0.3) == 2 and cfg.ticks(0.0) == 1
         assert cfg.per_tick(0.0) == 0.0 and 0.0 < cfg.per_tick(1.0) < 1.0
-        assert EngineConfig.from_wire({**cfg.to_wire(), "unknown": 1}) == cfg
+        assert EngineConfig.from_wire(cfg.to_wire()) == cfg
+        with pytest.raises(ValueError, match="unknown is not a setting"):
+            EngineConfig.from_wire({**cfg.to_wire(), "unknown": 1})
+        partial = cfg.to_wire()
+        del partial["tick_hz"]
+        with pytest.raises(ValueError, match="tick_hz is missing"):
+            EngineConfig.from_wire(partial)
 
 
 class TestBalance:
@@ -258,7 +264,7 @@ class TestContagion:
 
 
 class TestDreamerTable:
-    def test_sorted_insert_remove_and_rows(self) -> None:
+    def test_sorted_insert_remove_and_columns(self) -> None:
         t = DreamerTable()
         tr = Traits(0.1, 0.2, 0.3, 0.4)
         for name in ("rico", "lila", "mira"):
@@ -268,16 +274,23 @@ class TestDreamerTable:
         assert t.names == ["mira", "rico"] and t.index == {"mira": 0, "rico": 1}
         assert t.traits(1) == tr
         copy = DreamerTable()
-        copy.load_rows(t.rows())
-        assert copy.rows() == t.rows() and len(copy) == 2
+        copy.set_columns({c: getattr(t, c) for c in t.COLUMNS})
+        assert copy.index == t.index and len(copy) == 2
+        assert all(getattr(copy, c) == getattr(t, c) for c in t.COLUMNS)
+        copy.val[0] = 0.0
+        assert t.val[0] == 0.5, "the table owns its columns"
 
-    def test_load_rows_rejects_bad_rows(self) -> None:
-        t = DreamerTable()
-        with pytest.raises(ValueError):
-            t.load_rows([["a", 0.5]])
+    def test_set_columns_rejects_bad_columns(self) -> None:
         good = DreamerTable()
         good.add("b", Traits(0.5, 0.5, 0.5, 0.5), 0.5, 0.5)
         good.add("a", Traits(0.5, 0.5, 0.5, 0.5), 0.5, 0.5)
-        rows = good.rows()
-        with pytest.raises(ValueError):
-            t.load_rows([rows[1], rows[0]])
+        columns = {c: list(getattr(good, c)) for c in good.COLUMNS}
+        t = DreamerTable()
+        with pytest.raises(ValueError, match="not the dreamer columns"):
+            t.set_columns({"names": ["a"]})
+        with pytest.raises(ValueError, match="different lengths"):
+            t.set_columns({**columns, "val": [0.5]})
+        for names in (["b", "a"], ["a", "a"]):
+            with pytest.raises(ValueError, match="sorted and unique"):
+                t.set_columns({**columns, "names": names})
+        assert len(t) == 0

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the engine: ranges, order independence, restore, phases."""
+"""Hypothesis properties of the engine: ranges, valid items, order independence, restore, phases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sleepsync.protocol.wire import WireMap
+from sleepsync.protocol.events import EventItem, PhaseChanged, item_from_wire
 from sleepsync.server.engine import (
     PHASES,
     TABLE,
@@ -79,7 +79,10 @@ def test_values_stay_in_range_and_finite(schedule: list[list[EngineInput]], seed
     engine = Engine(seed, FAST)
     for batch in schedule:
         result = engine.step(batch)
-        check_finite(result.events)
+        for event in result.events:
+            wire = event.to_wire()
+            check_finite(wire)
+            assert item_from_wire(wire, "item") == event, "the engine emits only valid items"
         t = engine.dreamers
         for column in (t.val, t.aro, t.glitch):
             assert all(0.0 <= x <= 1.0 for x in column)
@@ -120,8 +123,8 @@ def test_snapshot_restore_continues_identically(
     assert a.state_hash() == b.state_hash()
 
 
-def phases_of(events: list[WireMap]) -> list[tuple[str, str]]:
-    return [(str(e["from"]), str(e["to"])) for e in events if e["kind"] == "phase"]
+def phases_of(events: list[EventItem]) -> list[tuple[str, str]]:
+    return [(e.source, e.to) for e in events if isinstance(e, PhaseChanged)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -139,9 +142,9 @@ def test_phase_machine_never_skips_states(samples: list[tuple[str, float, float]
 
 
 def test_same_seed_and_inputs_give_the_same_run() -> None:
-    def story(seed: int) -> tuple[list[WireMap], str]:
+    def story(seed: int) -> tuple[list[EventItem], str]:
         engine = Engine(seed, FAST)
-        events: list[WireMap] = []
+        events: list[EventItem] = []
         for k in range(300):
             batch: list[EngineInput] = [tel(n, k, 0.3 + 0.1 * (k % 3), 0.7) for n in NAMES]
             if k == 5:
@@ -151,5 +154,5 @@ def test_same_seed_and_inputs_give_the_same_run() -> None:
 
     first = story(99)
     assert story(99) == first
-    assert any(e["kind"] == "glitch_spread" for e in first[0])
+    assert any(e.kind == "glitch_spread" for e in first[0])
     assert story(100)[1] != first[1]

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sleepsync.protocol.wire import WireMap
+from sleepsync.protocol.events import (
+    CircleClosed,
+    CircleLifted,
+    CircleOpened,
+    DreamerWentOffline,
+    EventItem,
+    GlitchFaded,
+    GlitchSpread,
+    GlitchStarted,
+    PhaseChanged,
+    SceneChanged,
+)
 from sleepsync.server.engine import (
     DreamerJoined,
     Engine,
@@ -28,7 +39,7 @@ def test_calm_room_absorbs_one_anxious_dreamer() -> None:
         engine.step([tel(n, seq, 0.75, 0.25) for n in calm] + [tel("rico", seq, 0.1, 0.9)])
     rico_low = dreamer(engine, "rico")
     assert rico_low[0] < rico_start[0] and rico_low[1] > rico_start[1]
-    events: list[WireMap] = []
+    events: list[EventItem] = []
     for _ in range(600):  # then his pod goes quiet; the calm pods keep reporting
         seq += 1
         events += engine.step([tel(n, seq, 0.75, 0.25) for n in calm]).events
@@ -38,8 +49,8 @@ def test_calm_room_absorbs_one_anxious_dreamer() -> None:
         v, a = dreamer(engine, name)
         assert v > 0.65 and a < 0.35
     assert engine.phase == "stable"
-    assert not kinds(events, "phase")
-    assert kinds(events, "dreamer_offline")[0]["dreamer"] == "rico"
+    assert not kinds(events, PhaseChanged)
+    assert kinds(events, DreamerWentOffline)[0].dreamer == "rico"
     assert engine.balance > 0.55
 
 
@@ -70,7 +81,7 @@ def test_corrupted_fragment_collapses_a_fragile_room_and_it_recovers() -> None:
     level = {name: (0.42, 0.55) for name in pods}
     seq = 0
     cued: set[str] = set()
-    events: list[WireMap] = []
+    events: list[EventItem] = []
     circle_turn = None
 
     def tick(extra: list[object] | None = None) -> None:
@@ -97,33 +108,34 @@ def test_corrupted_fragment_collapses_a_fragile_room_and_it_recovers() -> None:
             tick([StoryLine(circle.holder, "We hold hands and the static fades.")])
         if (
             engine.phase == "stable"
-            and kinds(events, "phase")[-1:]
-            and kinds(events, "phase")[-1]["to"] == "stable"
+            and kinds(events, PhaseChanged)[-1:]
+            and kinds(events, PhaseChanged)[-1].to == "stable"
         ):
             break
     for _ in range(300):  # the night goes on, calmly
         tick()
 
-    started = kinds(events, "glitch_started")
-    assert started[0]["glitch"] == "fragment" and started[0]["origin"] == "rico"
-    assert kinds(events, "glitch_spread"), "the glitch must spread in a fragile room"
-    assert kinds(events, "glitch_faded")[0]["id"] == started[0]["id"]
-    phases = [(e["from"], e["to"]) for e in kinds(events, "phase")]
+    started = kinds(events, GlitchStarted)
+    assert started[0].glitch == "fragment" and started[0].origin == "rico"
+    assert kinds(events, GlitchSpread), "the glitch must spread in a fragile room"
+    assert kinds(events, GlitchFaded)[0].id == started[0].id
+    phases = [(e.source, e.to) for e in kinds(events, PhaseChanged)]
     assert phases[:4] == [
         ("stable", "strained"),
         ("strained", "collapsed"),
         ("collapsed", "recovering"),
         ("recovering", "stable"),
     ]
-    collapse = kinds(events, "phase")[1]
-    assert collapse["figures"]["balance"] < config.collapse_below  # type: ignore[index,operator]
-    actions = collapse["actions"]
-    assert actions["scene"] == "hearth" and actions["circle"] is True  # type: ignore[index]
-    assert "rico" in actions["isolated"]  # type: ignore[index,operator]
+    collapse = kinds(events, PhaseChanged)[1]
+    assert collapse.figures.balance < config.collapse_below
+    actions = collapse.actions
+    assert actions is not None
+    assert actions.scene == "hearth" and actions.circle is True
+    assert "rico" in actions.isolated
     assert cued == set(pods)  # pods only: the websocket dreamer gets no cue
-    assert any(e["to"] == "hearth" and e["reason"] == "recovery" for e in kinds(events, "scene"))
-    assert kinds(events, "circle_opened")[0]["by"] == "recovery"
-    assert kinds(events, "circle_lifted")
-    assert kinds(events, "circle_closed")[-1]["reason"] == "stable"
+    assert any(e.to == "hearth" and e.reason == "recovery" for e in kinds(events, SceneChanged))
+    assert kinds(events, CircleOpened)[0].by == "recovery"
+    assert kinds(events, CircleLifted)
+    assert kinds(events, CircleClosed)[-1].reason == "stable"
     assert engine.phase == "stable" and engine.balance > config.stable_above
     assert not engine.damped

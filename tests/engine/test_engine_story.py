@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from sleepsync.protocol.events import (
+    CircleClosed,
+    CircleLifted,
+    CircleOpened,
+    CircleTurn,
+    EventItem,
+    GlitchStarted,
+    NarrativeChanged,
+    NightmareReleased,
+    PhaseChanged,
+    SceneChanged,
+    TrapCaught,
+)
 from sleepsync.server.engine import (
     DreamerJoined,
     DreamerLeft,
@@ -23,11 +36,9 @@ class TestNarrative:
         t = template([scene("a", 0.5, 0.5, ("b", {"after": 1})), scene("b", 0.5, 0.5)], "a", "b")
         engine = Engine(1, CFG, t)
         events = run(engine, 9, [DreamerJoined("x")])
-        assert kinds(events, "scene") == []
+        assert kinds(events, SceneChanged) == []
         events = run(engine, 1)
-        assert kinds(events, "scene") == [
-            {"kind": "scene", "from": "a", "to": "b", "reason": "transition"}
-        ]
+        assert kinds(events, SceneChanged) == [SceneChanged("a", "b", "transition")]
 
     def test_balance_condition_and_first_matching_transition_wins(self) -> None:
         t = template(
@@ -48,7 +59,7 @@ class TestNarrative:
         )
         engine = Engine(1, CFG, t)
         events = engine.step([DreamerJoined("x")]).events
-        assert kinds(events, "scene")[0]["to"] == "high"
+        assert kinds(events, SceneChanged)[0].to == "high"
 
     def test_scene_mood_pulls_dreamers(self) -> None:
         t = template([scene("a", 0.9, 0.1, ("b", {"after": 3000})), scene("b", 0.5, 0.5)], "a", "b")
@@ -68,17 +79,9 @@ class TestNarrative:
         )
         engine = Engine(1, CFG, t)
         events = run(engine, 30, [DreamerJoined("x")])
-        assert kinds(events, "trap") == [
-            {
-                "kind": "trap",
-                "scene": "stuck",
-                "dwell_s": 2.0,
-                "reason": "no transition fired within the maximum dwell time",
-            }
-        ]
-        assert kinds(events, "scene") == [
-            {"kind": "scene", "from": "stuck", "to": "safe", "reason": "trap"}
-        ]
+        reason = "no transition fired within the maximum dwell time"
+        assert kinds(events, TrapCaught) == [TrapCaught("stuck", 2.0, reason)]
+        assert kinds(events, SceneChanged) == [SceneChanged("stuck", "safe", "trap")]
 
     def test_default_dwell_applies_and_safe_scene_never_traps(self) -> None:
         t = template(
@@ -86,7 +89,7 @@ class TestNarrative:
         )
         engine = Engine(1, EngineConfig(trait_variation=0.0, max_scene_dwell_s=1.0), t)
         events = run(engine, 100, [DreamerJoined("x")])
-        assert len(kinds(events, "trap")) == 1
+        assert len(kinds(events, TrapCaught)) == 1
 
     def test_corrupted_fragment_origin(self) -> None:
         corrupt = template(
@@ -101,14 +104,12 @@ class TestNarrative:
         engine = Engine(1, CFG, calm_template())
         engine.step([tel("lila", 1, 0.2, 0.5), tel("mira", 1, 0.9, 0.5)])
         events = run(engine, 3, [TemplateUploaded("ghost", corrupt)])
-        started = kinds(events, "glitch_started")
-        assert [(e["glitch"], e["origin"], e["intensity"]) for e in started] == [
-            ("fragment", "lila", 0.6)
-        ]
+        started = kinds(events, GlitchStarted)
+        assert [(e.glitch, e.origin, e.intensity) for e in started] == [("fragment", "lila", 0.6)]
         engine = Engine(1, CFG, calm_template())
         engine.step([tel("lila", 1, 0.2, 0.5), tel("mira", 1, 0.9, 0.5)])
         events = run(engine, 3, [TemplateUploaded("mira", corrupt)])
-        assert kinds(events, "glitch_started")[0]["origin"] == "mira"
+        assert kinds(events, GlitchStarted)[0].origin == "mira"
 
     def test_corrupt_entry_in_an_empty_room_starts_nothing(self) -> None:
         corrupt = template(
@@ -118,8 +119,8 @@ class TestNarrative:
         )
         engine = Engine(1, CFG, calm_template())
         assert engine.step([TemplateUploaded("x", corrupt)]).events[:2] == [
-            {"kind": "narrative", "title": "T", "by": "x", "entry": "c"},
-            {"kind": "scene", "from": "rest", "to": "c", "reason": "narrative"},
+            NarrativeChanged("T", "x", "c"),
+            SceneChanged("rest", "c", "narrative"),
         ]
         assert not engine.glitches.active
 
@@ -134,7 +135,7 @@ class TestNarrative:
                 "b",
             )
         )
-        events: list[dict[str, object]] = []
+        events: list[EventItem] = []
         for k in range(1, 200):
             rt.move("b" if k % 2 else "a", "transition", k * 10, events)  # type: ignore[arg-type]
         assert len(rt.history) == MAX_HISTORY
@@ -158,64 +159,42 @@ class TestCircle:
         engine = Engine(1, CFG, calm_template())
         engine.step([DreamerJoined(n) for n in ("lila", "mira", "rico")])
         events = engine.step([StoryLine("ghost", "/circle"), StoryLine("mira", "/circle")]).events
-        assert kinds(events, "circle_opened") == [
-            {
-                "kind": "circle_opened",
-                "by": "mira",
-                "order": ["lila", "mira", "rico"],
-                "turn": "mira",
-                "turn_s": 20.0,
-            }
+        assert kinds(events, CircleOpened) == [
+            CircleOpened("mira", ("lila", "mira", "rico"), "mira", 20.0)
         ]
         before = list(engine.dreamers.val)
         events = engine.step(
             [StoryLine("lila", "not my turn"), StoryLine("mira", "The tide came in.")]
         ).events
-        assert kinds(events, "circle_lifted") == [
-            {"kind": "circle_lifted", "by": "mira", "lift": 0.05}
-        ]
-        assert kinds(events, "circle_turn") == [
-            {"kind": "circle_turn", "to": "rico", "reason": "told"}
-        ]
+        assert kinds(events, CircleLifted) == [CircleLifted("mira", 0.05)]
+        assert kinds(events, CircleTurn) == [CircleTurn("rico", "told")]
         assert all(after > b for after, b in zip(engine.dreamers.val, before, strict=True))
         events = engine.step([StoryLine("rico", "/pass"), StoryLine("mira", "/circle")]).events
-        assert kinds(events, "circle_turn") == [
-            {"kind": "circle_turn", "to": "lila", "reason": "passed"}
-        ]
-        assert not kinds(events, "circle_opened")
+        assert kinds(events, CircleTurn) == [CircleTurn("lila", "passed")]
+        assert not kinds(events, CircleOpened)
         events = engine.step(
             [StoryLine("rico", "/pass"), StoryLine("rico", "/circle close")]
         ).events
-        assert kinds(events, "circle_closed") == [
-            {"kind": "circle_closed", "reason": "closed by rico", "told": 1}
-        ]
+        assert kinds(events, CircleClosed) == [CircleClosed("closed by rico", 1)]
         assert engine.circle is None
         events = engine.step(
             [StoryLine("rico", "hello"), StoryLine("rico", "/circle close")]
         ).events
-        assert [e["kind"] for e in events] == ["mood"]
+        assert [e.kind for e in events] == ["mood"]
 
     def test_timeout_leaver_time_limit_and_empty_room(self) -> None:
         cfg = EngineConfig(trait_variation=0.0, circle_turn_s=1.0, circle_max_s=3.0)
         engine = Engine(1, cfg, calm_template())
         engine.step([DreamerJoined("lila"), DreamerJoined("rico"), StoryLine("rico", "/circle")])
         events = run(engine, 10)
-        assert kinds(events, "circle_turn")[0] == {
-            "kind": "circle_turn",
-            "to": "lila",
-            "reason": "timeout",
-        }
+        assert kinds(events, CircleTurn)[0] == CircleTurn("lila", "timeout")
         events = engine.step([DreamerLeft("lila")]).events
-        assert kinds(events, "circle_turn") == [
-            {"kind": "circle_turn", "to": "rico", "reason": "left"}
-        ]
+        assert kinds(events, CircleTurn) == [CircleTurn("rico", "left")]
         events = run(engine, 20)
-        assert kinds(events, "circle_closed") == [
-            {"kind": "circle_closed", "reason": "time", "told": 0}
-        ]
+        assert kinds(events, CircleClosed) == [CircleClosed("time", 0)]
         engine.step([StoryLine("rico", "/circle")])
         events = engine.step([DreamerLeft("rico")]).events
-        assert events == [{"kind": "circle_closed", "reason": "empty", "told": 0}]
+        assert events == [CircleClosed("empty", 0)]
 
 
 NIGHTMARE = template(
@@ -249,22 +228,22 @@ def test_nightmare_loop_is_released() -> None:
         stable_above=0.2,
     )
     engine = Engine(1, cfg, NIGHTMARE)
-    events: list[dict[str, object]] = []
+    events: list[EventItem] = []
     cues = []
     for seq in range(80):
         result = engine.step([tel("rico", seq, 0.1, 0.9), DreamerJoined("lila")])
         events += result.events
         cues += result.cues
-    released = kinds(events, "nightmare_released")
+    released = kinds(events, NightmareReleased)
     assert released, "a distressed dreamer in a looping room must be released"
     first = released[0]
-    assert first["dreamer"] == "rico" and first["for_s"] == 3.0
-    assert sorted(first["loop"]) == ["corridor", "stairs"]  # type: ignore[arg-type]
-    assert not kinds(events, "phase")
+    assert first.dreamer == "rico" and first.for_s == 3.0
+    assert sorted(first.loop) == ["corridor", "stairs"]
+    assert not kinds(events, PhaseChanged)
     assert [(c.pod, c.kind) for c in cues][:1] == [("rico", "breathe")]
-    assert all(e["dreamer"] == "rico" for e in released)  # lila is not distressed
+    assert all(e.dreamer == "rico" for e in released)  # lila is not distressed
     # released dreamers are not released again during their release
-    ticks = [i for i, e in enumerate(events) if e["kind"] == "nightmare_released"]
+    ticks = [i for i, e in enumerate(events) if e.kind == "nightmare_released"]
     assert len(ticks) == len(set(ticks))
 
 
@@ -274,4 +253,4 @@ def test_no_release_without_a_loop() -> None:
     events = []
     for seq in range(100):
         events += engine.step([tel("rico", seq, 0.05, 0.95)]).events
-    assert not kinds(events, "nightmare_released")
+    assert not kinds(events, NightmareReleased)

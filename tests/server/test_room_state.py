@@ -5,6 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sleepsync.protocol.events import (
+    EVENT_TYPES,
+    EventItem,
+    Mood,
+    MoodRow,
+    Said,
+    TemplateRejected,
+    item_from_wire,
+)
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
@@ -32,8 +41,12 @@ def sample(pod: str, seq: int, valence: float = 0.5) -> Telemetry:
     return Telemetry(TelemetrySample(pod, "boot1", seq, 1000.0 + seq, vitals, valence, 0.4))
 
 
-def kinds(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
-    return [(i["kind"], i.get("name"), i.get("role")) for i in items if i["kind"] != "mood"]
+def kinds(items: list[EventItem]) -> list[tuple[object, ...]]:
+    return [
+        (i.kind, getattr(i, "name", None), getattr(i, "role", None))
+        for i in items
+        if not isinstance(i, Mood)
+    ]
 
 
 class TestMembership:
@@ -68,7 +81,7 @@ class TestStory:
         room = RoomState("r")
         room.apply([join("s1", "lila")])
         out = room.apply([StoryInput("s1", "lila", "once upon a time")])
-        assert out.items == [{"kind": "said", "name": "lila", "text": "once upon a time"}]
+        assert out.items == [Said("lila", "once upon a time")]
         story = room.view()["story"]
         assert story == [{"seq": 2, "name": "lila", "text": "once upon a time"}]
 
@@ -89,7 +102,17 @@ class TestStory:
     def test_template_without_engine_is_rejected_not_applied(self) -> None:
         room = RoomState("r")
         out = room.apply([TemplateInput("lila", "json", "{}")])
-        assert out.rejected and out.items == []
+        assert out.items == [TemplateRejected("lila", "this room runs no dream engine")]
+        assert out.seq == 1, "a rejection alone is a frame"
+
+    def test_a_bad_template_is_rejected_after_the_dream_items(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([join("s1", "lila")])
+        out = room.apply([TemplateInput("lila", "json", "{not json")])
+        assert [i.kind for i in out.items] == ["mood", "template_rejected"]
+        rejected = out.items[-1]
+        assert isinstance(rejected, TemplateRejected) and rejected.name == "lila"
+        assert rejected.reason.startswith("$")
 
 
 class TestSeq:
@@ -141,9 +164,26 @@ class TestPods:
     def test_mood_reports_last_applied_telemetry_seq(self) -> None:
         room = RoomState("r", hooks=engine_hooks(Settings()))
         out = room.apply([], [sample("pod1", 41), sample("pod1", 42)])
-        mood = [i for i in out.items if i["kind"] == "mood"]
-        assert mood and mood[0]["dreamers"][0][0] == "pod1"  # type: ignore[index]
-        assert mood[0]["dreamers"][0][4] == 42  # type: ignore[index]
+        mood = [i for i in out.items if isinstance(i, Mood)]
+        assert mood and mood[0].dreamers[0].name == "pod1"
+        assert mood[0].dreamers[0].seq == 42
+        assert isinstance(mood[0].dreamers[0], MoodRow)
+
+    def test_every_item_is_a_registered_type_that_reads_back(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        script: list[tuple[list[RoomInput], list[Telemetry | PodOffline]]] = [
+            ([join("s1", "lila"), join("s2", "rico", "observer")], [sample("pod1", 1)]),
+            ([StoryInput("s1", "lila", "/circle")], [PodOffline("pod1")]),
+            ([StoryInput("s1", "lila", "the sea"), TemplateInput("x", "json", "{")], []),
+            ([MemberLeave("s1"), MemberLeave("s2")], [sample("pod1", 2)]),
+        ]
+        seen: set[str] = set()
+        for inputs, external in script:
+            for item in room.apply(inputs, external).items:
+                assert type(item) is EVENT_TYPES[item.kind]
+                assert item_from_wire(item.to_wire(), "item") == item
+                seen.add(item.kind)
+        assert {"joined", "left", "said", "pod_offline", "pod_online", "template_rejected"} <= seen
 
 
 class TestSnapshots:
