@@ -429,12 +429,13 @@ class Error:
     ref: str | None = None
 
     @classmethod
-    def about(cls, error: SleepSyncError, ref: str | None) -> Error:
-        """The error message telling a peer about ``error`` (fatal when it closes)."""
+    def about(cls, error: SleepSyncError, ref: str | None, *, fatal: bool = False) -> Error:
+        """The error message telling a peer about ``error``; fatal when the
+        error has a close code, or when ``fatal`` says the connection closes next."""
         return cls(
             code=error.code[:MAX_CODE],
             message=error.message[:MAX_ERROR_MESSAGE],
-            fatal=error.close_code is not None,
+            fatal=fatal or error.close_code is not None,
             ref=None if ref is None else ref[:MAX_REF],
         )
 

@@ -461,7 +461,10 @@ class ServerSession:
 
     def _close(self, error: SleepSyncError, ref: str | None) -> list[ServerAction]:
         self.phase = "closed"
-        return [Send(Error.about(error, ref)), Close(_close_code(error), close_reason(error))]
+        return [
+            Send(Error.about(error, ref, fatal=True)),
+            Close(_close_code(error), close_reason(error)),
+        ]
 
 
 def _close_code(error: SleepSyncError) -> int:

@@ -20,6 +20,7 @@ from sleepsync.protocol.errors import (
 )
 from sleepsync.protocol.messages import (
     CLIENT_TYPES,
+    MAX_TEMPLATE_TEXT,
     MESSAGE_TYPES,
     Error,
     Event,
@@ -272,3 +273,40 @@ def test_local_construction_validates_too() -> None:
         Join("NOT A ROOM")
     with pytest.raises(InvalidMessage):
         Say("ok", "")
+
+
+@pytest.mark.parametrize(
+    ("payload", "ref"),
+    [
+        (b"\xc1", None),
+        (msgpack.packb({"x": 1}), None),
+        (msgpack.packb({"t": "x", "a": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}), None),
+        (msgpack.packb({"t": "dance"}), "dance"),
+        (msgpack.packb({"t": "join", "room": 5, "role": "dreamer"}), "join"),
+        (msgpack.packb({"t": "say", "room": "ok", "text": ""}), "say"),
+    ],
+)
+def test_errors_name_the_frames_type_once_it_is_known(payload: bytes, ref: str | None) -> None:
+    with pytest.raises(RemoteError) as info:
+        decode(payload)
+    assert info.value.ref == ref
+
+
+def test_string_limits_follow_the_frame_unless_set_lower() -> None:
+    assert Limits().str_limit == Limits().max_frame == 65_536
+    assert Limits(max_frame=1000).bin_limit == 1000
+    assert Limits(max_frame=1000, max_str=10_000).str_limit == 1000
+    assert Limits(max_str=10, max_bin=20).str_limit == 10
+    assert Limits(max_bin=20).bin_limit == 20
+
+
+def test_a_template_of_the_documented_size_decodes_one_byte_more_is_invalid() -> None:
+    text = "é" * (MAX_TEMPLATE_TEXT // 2)
+    msg = UploadTemplate("tales", "json", text)
+    assert decode(encode(msg)) == msg
+    over = msgpack.packb(
+        {"t": "upload_template", "room": "t", "format": "json", "text": text + "x"}
+    )
+    with pytest.raises(InvalidMessage) as info:
+        decode(over)
+    assert info.value.path == "upload_template.text" and info.value.ref == "upload_template"
