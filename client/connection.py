@@ -102,7 +102,7 @@ class RoomClient:
     async def close(self) -> None:
         if self.conn is not None:
             with contextlib.suppress(ConnectionClosed):
-                await self._send(self.session.leave(self.room))
+                await self._send(self.session.hang_up())
             self.session.disconnected()
             await self.conn.close()
 

@@ -187,6 +187,17 @@ class ClientSession:
                 joins.append(self._join(room))
         return [Send(hello), *joins]
 
+    def hang_up(self) -> list[ClientAction]:
+        """This connection is about to close on purpose: leave its rooms politely.
+
+        The rooms stay wanted, with their positions: the next :meth:`connect`
+        joins them again and resumes."""
+        leaves: list[ClientAction] = [
+            Send(Leave(room)) for room, m in self.rooms.items() if m.wanted and self.connected
+        ]
+        self.connected = False
+        return leaves
+
     def disconnected(self) -> None:
         """The connection ended; positions stay for the next one."""
         self.connected = False

@@ -160,6 +160,14 @@ class TestLeaving:
         s.leave("night")
         assert s.join("night") == [Send(Join("night", "dreamer", None))]
 
+    def test_hanging_up_leaves_politely_and_the_next_connection_resumes(self) -> None:
+        s = connected("night", "day")
+        s.receive(Snapshot("night", 1, 5, {}))
+        s.leave("day")
+        assert s.hang_up() == [Send(Leave("night"))]
+        assert not s.connected and s.hang_up() == []
+        assert s.connect()[1:] == [Send(Join("night", "dreamer", ResumePoint(1, 5)))]
+
     def test_leaving_while_disconnected_sends_nothing(self) -> None:
         s = connected("night")
         s.disconnected()

@@ -242,6 +242,12 @@ class ClientSessionMachine(RuleBasedStateMachine):
             assert (join.resume.seq if join.resume else None) == seen, "resume where it stopped"
         self.announced = dict.fromkeys(self.announced, False)
 
+    @rule()
+    def hang_up(self) -> None:
+        leaves = self.session.hang_up()
+        assert all(isinstance(a, Send) and isinstance(a.message, Leave) for a in leaves)
+        assert not self.session.connected
+
     @rule(room=rooms, seq=st.integers(0, 50))
     def snapshot(self, room: str, seq: int) -> None:
         actions = self.session.receive(Snapshot(room, 1, seq, {}))
