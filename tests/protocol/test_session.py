@@ -378,6 +378,7 @@ class TestOutcomesAndClosing:
         assert s.joined("day") == [], "recorded silently, for the cleanup"
         assert s.connection_lost() == [LeaveRoom("night"), LeaveRoom("day")]
         assert s.connection_lost() == []
+        assert s.joined("night") == [] and s.rooms == {}, "only a room being entered"
 
     def test_connection_lost_leaves_rooms_being_entered_too(self) -> None:
         s = in_rooms("night")
