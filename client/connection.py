@@ -1,11 +1,14 @@
-"""A websocket connection to one room, with resume and reconnect.
+"""A websocket connection to one room: a pump around a ClientSession.
 
-:class:`RoomClient` says hello, joins one room and yields the server's
-messages. It remembers the (epoch, seq) of the last event it saw; after a
-lost connection, :meth:`RoomClient.session` reconnects with capped
-exponential backoff and jitter and asks to resume from there, so the server
-replays what was missed or sends a resync. The seq of every event is checked:
-a gap is never silent (see :class:`SeqGap`).
+:class:`RoomClient` connects, sends what its
+:class:`~sleepsync.protocol.session.ClientSession` says (hello, then a join
+that resumes from the last event seen) and yields the server messages the
+session delivers. The session holds the rules: it checks the seq of every
+event (a gap is never silent: :class:`SeqGap`), waits for the snapshot after a
+resync, and says which errors end the client for good (:class:`ClientError`)
+and which need a new connection (``ConnectionError``). Reconnecting is the
+caller's loop, with :class:`~sleepsync.protocol.backoff.Backoff`: calling
+:meth:`RoomClient.open` again resumes where the last connection stopped.
 """
 
 from __future__ import annotations
@@ -18,38 +21,31 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.errors import RemoteError, SleepSyncError
-from sleepsync.protocol.messages import (
-    Error,
-    Event,
-    Hello,
-    Join,
-    Leave,
-    ResumePoint,
-    Role,
-    Say,
-    ServerMessage,
-    Snapshot,
-    Welcome,
+from sleepsync.protocol.messages import Message, ResumePoint, Role, ServerMessage, Welcome
+from sleepsync.protocol.session import (
+    ClientAction,
+    ClientSession,
+    Deliver,
+    Gap,
+    GiveUp,
+    Reconnect,
+    Send,
 )
 from sleepsync.protocol.wire import Limits
 
 __all__ = ["ClientError", "RoomClient", "SeqGap"]
 
 
-class ClientError(SleepSyncError):
+class ClientError(SleepSyncError, peer=False):
     """The server refused us for good (bad name, full room, wrong version...)."""
 
     code = "client"
 
 
-class SeqGap(SleepSyncError):
+class SeqGap(SleepSyncError, peer=False):
     """An event arrived whose seq does not follow the last one."""
 
     code = "gap"
-
-
-#: Errors after which reconnecting cannot help.
-FINAL_CODES = frozenset({"invalid", "version", "room_full", "too_many_rooms", "out_of_order"})
 
 
 class RoomClient:
@@ -69,60 +65,85 @@ class RoomClient:
         self.name = name
         self.role = role
         self.max_size = max_size
-        self.position: ResumePoint | None = None
+        self.session = ClientSession(name)
+        self.session.join(room, role)
         self.conn: ClientConnection | None = None
-        self.welcome: Welcome | None = None
-        self.gaps = 0
-        self.resyncs = 0
+        # Snapshots can be larger than what a server accepts inbound.
+        self.limits = Limits(max_frame=max_size, max_array=8192, max_map=1024)
+
+    @property
+    def position(self) -> ResumePoint | None:
+        """The (epoch, seq) of the last event seen: where the next open resumes."""
+        return self.session.position(self.room)
+
+    @property
+    def welcome(self) -> Welcome | None:
+        return self.session.welcome
+
+    @property
+    def gaps(self) -> int:
+        return self.session.gaps
+
+    @property
+    def resyncs(self) -> int:
+        return self.session.resyncs
 
     async def open(self) -> None:
         """Connect, say hello and join (resuming when a position is known)."""
+        self.session.disconnected()
         try:
             self.conn = await connect(
                 self.url, max_size=self.max_size, compression=None, open_timeout=5
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionError(f"cannot connect to {self.url}: {exc}") from exc
-        await self.conn.send(encode(Hello(self.name)))
-        await self.conn.send(encode(Join(self.room, self.role, self.position)))
+        await self._send(self.session.connect())
 
     async def close(self) -> None:
         if self.conn is not None:
             with contextlib.suppress(ConnectionClosed):
-                await self.conn.send(encode(Leave(self.room)))
+                await self._send(self.session.hang_up())
+            self.session.disconnected()
             await self.conn.close()
 
     async def say(self, text: str) -> None:
         if self.conn is None:
             raise ConnectionError("not connected")
-        await self.conn.send(encode(Say(self.room, text)))
+        await self._send(self.session.say(self.room, text))
 
     async def messages(self) -> AsyncIterator[ServerMessage]:
-        """Yield server messages until the connection ends; track seq and epoch."""
+        """Yield server messages until the connection ends.
+
+        Raises :class:`SeqGap` when the history breaks (reconnect: the join
+        resumes), :class:`ClientError` when the server refused us for good,
+        ``ConnectionError`` when the server asks for a new connection.
+        """
         assert self.conn is not None
         async for raw in self.conn:
             if isinstance(raw, str):
                 continue
+            frame: Message | RemoteError
             try:
-                msg = decode(raw, _CLIENT_LIMITS)
-            except RemoteError:
-                continue  # a newer server may send what this client does not know
-            self._track(msg)
-            yield msg  # type: ignore[misc]
+                frame = decode(raw, self.limits)
+            except RemoteError as exc:
+                frame = exc
+            for action in self.session.receive(frame):
+                if isinstance(action, Deliver):
+                    yield action.message
+                else:
+                    await self._act(action)
 
-    def _track(self, msg: object) -> None:
-        if isinstance(msg, Welcome):
-            self.welcome = msg
-        elif isinstance(msg, Snapshot) and msg.room == self.room:
-            self.position = ResumePoint(msg.epoch, msg.seq)
-        elif isinstance(msg, Event) and msg.room == self.room:
-            if self.position is not None and msg.seq != self.position.seq + 1:
-                self.gaps += 1
-                raise SeqGap(f"event {msg.seq} follows {self.position.seq}")
-            self.position = ResumePoint(msg.epoch, msg.seq)
-        elif isinstance(msg, Error) and msg.code in FINAL_CODES and msg.ref in ("hello", "join"):
-            raise ClientError(f"{msg.code}: {msg.message}")
+    async def _act(self, action: ClientAction) -> None:
+        if isinstance(action, Gap):
+            raise SeqGap(str(action))
+        if isinstance(action, GiveUp):
+            raise ClientError(action.reason)
+        if isinstance(action, Reconnect):
+            raise ConnectionError(action.reason)
+        await self._send([action])
 
-
-#: What a client accepts from a server: snapshots can be larger than inbound frames.
-_CLIENT_LIMITS = Limits(max_frame=1 << 20, max_str=64 * 1024, max_array=8192, max_map=1024)
+    async def _send(self, actions: list[ClientAction]) -> None:
+        assert self.conn is not None
+        for action in actions:
+            if isinstance(action, Send):
+                await self.conn.send(encode(action.message))

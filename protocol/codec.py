@@ -11,7 +11,14 @@ from typing import cast
 
 import msgpack
 
-from .errors import DecodeError, FrameTooBig, InvalidMessage, LimitExceeded, UnknownMessage
+from .errors import (
+    DecodeError,
+    FrameTooBig,
+    InvalidMessage,
+    LimitExceeded,
+    RemoteError,
+    UnknownMessage,
+)
 from .messages import MESSAGE_TYPES, Message
 from .wire import DEFAULT_LIMITS, Limits, WireMap, check_depth
 
@@ -36,8 +43,8 @@ def decode_map(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, object
             data,
             raw=False,
             strict_map_key=True,
-            max_str_len=limits.max_str,
-            max_bin_len=limits.max_bin,
+            max_str_len=limits.str_limit,
+            max_bin_len=limits.bin_limit,
             max_array_len=limits.max_array,
             max_map_len=limits.max_map,
             max_ext_len=0,
@@ -59,16 +66,23 @@ def decode_map(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, object
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
-    """Decode and validate one frame."""
+    """Decode and validate one frame.
+
+    An error raised once the frame's type is known carries it in ``ref``.
+    """
     fields = decode_map(data, limits)
     kind = cast(str, fields["t"])
     cls = MESSAGE_TYPES.get(kind)
-    if cls is None:
-        raise UnknownMessage(f"unknown message type {kind[:32]!r}")
     try:
-        return cls.from_wire(fields)
-    except (TypeError, ValueError, AttributeError) as exc:  # defensive: never leak these
-        raise InvalidMessage(kind, "malformed fields") from exc
+        if cls is None:
+            raise UnknownMessage(f"unknown message type {kind[:32]!r}")
+        try:
+            return cls.from_wire(fields)
+        except (TypeError, ValueError, AttributeError) as exc:  # defensive: never leak these
+            raise InvalidMessage(kind, "malformed fields") from exc
+    except RemoteError as exc:
+        exc.ref = kind
+        raise
 
 
 def event_time(frame: bytes) -> float:

@@ -2,34 +2,46 @@
 
 Every error the project raises on purpose derives from :class:`SleepSyncError`.
 Each class knows the short ``code`` sent to a peer in an ``error`` message and
-the websocket close code it maps to (``None`` means: report it and carry on)::
+the websocket close code it maps to (``None`` means: report it and carry on).
+Each code names one condition; README's error table lists them all, with what
+a client should do, and ``tests/test_readme.py`` keeps the two in step::
 
     SleepSyncError
     ├── RemoteError                  the peer sent something wrong
-    │   ├── DecodeError              not msgpack, or not a map with a type key
-    │   ├── FrameTooBig              frame over the size limit       -> 1009
-    │   ├── LimitExceeded            string/array/map/nesting limit
-    │   ├── UnknownMessage           unknown message type
-    │   ├── InvalidMessage           a field is missing, mistyped or out of range
-    │   ├── VersionMismatch          unsupported protocol version    -> 1002
-    │   ├── OutOfOrder               e.g. join before hello, say outside a room
-    │   ├── RateLimited              too many frames per second      -> 1008
-    │   ├── TemplateInvalid          a narrative template failed validation
-    │   └── TelemetryInvalid         a pod payload failed validation
+    │   ├── DecodeError              bad_frame: not msgpack, not a map, no type
+    │   ├── FrameTooBig              too_big: frame over the size limit   -> 1009
+    │   ├── LimitExceeded            limit: string/array/map/nesting limit
+    │   ├── UnknownMessage           unknown_type: not a client message type
+    │   ├── InvalidMessage           invalid: a field is missing, mistyped, out of range
+    │   ├── VersionMismatch          version: unsupported protocol version -> 1002
+    │   ├── OutOfOrder               a valid message in a state where it makes no sense
+    │   │   ├── HelloRequired        hello_required: anything before hello
+    │   │   ├── HelloRepeated        hello_repeated: a second hello
+    │   │   ├── AlreadyJoined        already_joined: join of a room already joined
+    │   │   └── NotJoined            not_joined: say/leave/upload outside the room
+    │   ├── Forbidden                forbidden: the role may not do that
+    │   ├── TooManyRooms             too_many_rooms: the connection's room limit
+    │   ├── RateLimited              rate_limited: too many frames a second -> 1008
+    │   ├── TooManyBadFrames         too_many_bad_frames: refused frames in a row -> 1008
+    │   ├── HelloTimeout             hello_timeout: no hello in time       -> 1008
+    │   ├── TemplateInvalid          template_invalid: a narrative failed validation
+    │   └── TelemetryInvalid         a pod payload failed validation (counted, never sent)
     ├── CapacityError                the server cannot take more
-    │   ├── RoomFull                 the room is at capacity
-    │   ├── TooManyRooms             the node is at its room limit
-    │   └── ServerFull               the node is at its client limit -> 1013
-    ├── SlowConsumer                 the peer does not read fast enough -> 1013
-    └── LocalError                   this program misused an API (a bug here)
+    │   ├── RoomFull                 room_full: the room is at capacity
+    │   ├── RoomsExhausted           rooms_exhausted: the deployment holds its most rooms
+    │   └── ServerFull               server_full: the node is at its client limit -> 1013
+    ├── SlowConsumer                 slow_consumer: the peer reads too slowly -> 1013
+    └── LocalError                   internal: this program misused an API -> 1011
 
-Errors never carry internal details (paths, tracebacks) in their message: the
-message is a human sentence written for the peer.
+A class declared with ``peer=False`` (the bases, and errors this program keeps
+to itself) never names an ``error`` sent to a peer; :func:`peer_errors` lists
+the others. Errors never carry internal details (paths, tracebacks) in their
+message: the message is a human sentence written for the peer.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "CLOSE_INTERNAL",
@@ -37,24 +49,33 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_PROTOCOL",
     "CLOSE_TOO_BIG",
+    "AlreadyJoined",
     "CapacityError",
     "DecodeError",
+    "Forbidden",
     "FrameTooBig",
+    "HelloRepeated",
+    "HelloRequired",
+    "HelloTimeout",
     "InvalidMessage",
     "LimitExceeded",
     "LocalError",
+    "NotJoined",
     "OutOfOrder",
     "RateLimited",
     "RemoteError",
     "RoomFull",
+    "RoomsExhausted",
     "ServerFull",
     "SleepSyncError",
     "SlowConsumer",
     "TelemetryInvalid",
     "TemplateInvalid",
+    "TooManyBadFrames",
     "TooManyRooms",
     "UnknownMessage",
     "VersionMismatch",
+    "peer_errors",
 ]
 
 CLOSE_PROTOCOL = 1002
@@ -69,20 +90,43 @@ class SleepSyncError(Exception):
 
     code: ClassVar[str] = "error"
     close_code: ClassVar[int | None] = None
+    #: True when this class's ``code`` may reach a peer in an ``error`` message
+    #: or a close reason. Set per class (``class X(Base, peer=False)``), never
+    #: inherited, so a new error is documented unless it says otherwise.
+    peer: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, peer: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.peer = peer
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class RemoteError(SleepSyncError):
+def peer_errors() -> list[type[SleepSyncError]]:
+    """Every error class imported so far whose code can reach a peer."""
+    found: list[type[SleepSyncError]] = []
+    todo: list[type[SleepSyncError]] = [SleepSyncError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.peer and cls not in found:
+            found.append(cls)
+    return found
+
+
+class RemoteError(SleepSyncError, peer=False):
     """The peer (client, pod, uploader) sent something wrong."""
 
     code = "bad_input"
+    #: The type (``t``) of the message this error is about, once it is known:
+    #: the codec sets it when the frame decoded far enough to name its type.
+    ref: str | None = None
 
 
 class DecodeError(RemoteError):
-    """The bytes are not a msgpack map with a known shape."""
+    """The bytes are not a msgpack map with a string type key."""
 
     code = "bad_frame"
 
@@ -101,7 +145,7 @@ class LimitExceeded(RemoteError):
 
 
 class UnknownMessage(RemoteError):
-    """The message type is not one this protocol version knows."""
+    """The message type is not one a client may send in this protocol version."""
 
     code = "unknown_type"
 
@@ -127,16 +171,66 @@ class VersionMismatch(RemoteError):
     close_code = CLOSE_PROTOCOL
 
 
-class OutOfOrder(RemoteError):
+class OutOfOrder(RemoteError, peer=False):
     """A valid message arrived in a state where it makes no sense."""
 
     code = "out_of_order"
+
+
+class HelloRequired(OutOfOrder):
+    """A message other than ``hello`` came before ``hello``."""
+
+    code = "hello_required"
+
+
+class HelloRepeated(OutOfOrder):
+    """A second ``hello`` on a connection that already said it."""
+
+    code = "hello_repeated"
+
+
+class AlreadyJoined(OutOfOrder):
+    """A ``join`` of a room the connection is already in."""
+
+    code = "already_joined"
+
+
+class NotJoined(OutOfOrder):
+    """A ``say``, ``leave`` or ``upload_template`` for a room the connection is not in."""
+
+    code = "not_joined"
+
+
+class Forbidden(RemoteError):
+    """The role the connection holds in the room does not allow the request."""
+
+    code = "forbidden"
+
+
+class TooManyRooms(RemoteError):
+    """A ``join`` past the number of rooms one connection may be in."""
+
+    code = "too_many_rooms"
 
 
 class RateLimited(RemoteError):
     """The peer sent more frames per second than allowed."""
 
     code = "rate_limited"
+    close_code = CLOSE_POLICY
+
+
+class TooManyBadFrames(RemoteError):
+    """The peer sent too many refused frames in a row."""
+
+    code = "too_many_bad_frames"
+    close_code = CLOSE_POLICY
+
+
+class HelloTimeout(RemoteError):
+    """The peer did not complete ``hello`` in time."""
+
+    code = "hello_timeout"
     close_code = CLOSE_POLICY
 
 
@@ -151,8 +245,11 @@ class TemplateInvalid(RemoteError):
         self.reason = reason
 
 
-class TelemetryInvalid(RemoteError):
-    """A pod payload or topic failed validation; ``reason`` is a short label."""
+class TelemetryInvalid(RemoteError, peer=False):
+    """A pod payload or topic failed validation; ``reason`` is a short label.
+
+    Pods get no answers: these are counted and logged, never sent.
+    """
 
     code = "telemetry_invalid"
 
@@ -162,21 +259,27 @@ class TelemetryInvalid(RemoteError):
         self.detail = detail
 
 
-class CapacityError(SleepSyncError):
+class CapacityError(SleepSyncError, peer=False):
     """The server cannot take more of something right now."""
 
     code = "capacity"
 
 
 class RoomFull(CapacityError):
+    """The room holds its most dreamers and observers."""
+
     code = "room_full"
 
 
-class TooManyRooms(CapacityError):
-    code = "too_many_rooms"
+class RoomsExhausted(CapacityError):
+    """The deployment holds its most rooms: a new room cannot be created now."""
+
+    code = "rooms_exhausted"
 
 
 class ServerFull(CapacityError):
+    """The node holds its most connections."""
+
     code = "server_full"
     close_code = CLOSE_OVERLOADED
 

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
-from .errors import InvalidMessage
+from .errors import InvalidMessage, SleepSyncError
 from .wire import (
+    MAX_FRAME,
     MAX_TEXT,
     NAME_RE,
     ROOM_RE,
@@ -59,7 +60,13 @@ __all__ = [
 PROTOCOL_VERSION = 1
 MAX_SEQ = 2**62
 MAX_TOKEN = 256
-MAX_TEMPLATE_TEXT = 60 * 1024
+#: Longest template text in an upload, in UTF-8 bytes: what fits in a frame of
+#: the default size with room to spare for the frame's other keys.
+MAX_TEMPLATE_TEXT = MAX_FRAME - 4 * 1024
+#: Longest ``ref`` and ``code`` of an error, in characters.
+MAX_REF = 32
+MAX_CODE = 64
+MAX_ERROR_MESSAGE = 1000
 MAX_ROOMS_LISTED = 500
 
 Role = Literal["dreamer", "observer"]
@@ -417,7 +424,20 @@ class Error:
     code: str
     message: str
     fatal: bool = False
-    ref: str | None = None  # the type of the message that failed, when known
+    #: The type of the message this error answers; ``"?"`` for a frame whose
+    #: type could not be read; None when it answers no message.
+    ref: str | None = None
+
+    @classmethod
+    def about(cls, error: SleepSyncError, ref: str | None, *, fatal: bool = False) -> Error:
+        """The error message telling a peer about ``error``; fatal when the
+        error has a close code, or when ``fatal`` says the connection closes next."""
+        return cls(
+            code=error.code[:MAX_CODE],
+            message=error.message[:MAX_ERROR_MESSAGE],
+            fatal=fatal or error.close_code is not None,
+            ref=None if ref is None else ref[:MAX_REF],
+        )
 
     def to_wire(self) -> WireMap:
         out: WireMap = {
@@ -434,10 +454,10 @@ class Error:
     def from_wire(cls, m: Mapping[str, object]) -> Error:
         p = cls.TYPE
         return cls(
-            code=get_str(m, "code", p, max_len=64),
-            message=get_str(m, "message", p, max_len=1000),
+            code=get_str(m, "code", p, max_len=MAX_CODE),
+            message=get_str(m, "message", p, max_len=MAX_ERROR_MESSAGE),
             fatal=get_bool(m, "fatal", p),
-            ref=get_str(m, "ref", p, max_len=32) if optional(m, "ref") else None,
+            ref=get_str(m, "ref", p, max_len=MAX_REF) if optional(m, "ref") else None,
         )
 
 

@@ -17,6 +17,9 @@ from typing import TypeAlias
 from .errors import InvalidMessage, LimitExceeded
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "MAX_FRAME",
+    "MAX_TEXT",
     "NAME_RE",
     "ROOM_RE",
     "Limits",
@@ -44,29 +47,44 @@ ROOM_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 #: Dreamer names double as pod ids in topics and broker usernames.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 
+#: Longest story line, in characters.
 MAX_TEXT = 500
+#: Largest inbound frame by default, in bytes (the server's ``--max-frame-bytes``).
+MAX_FRAME = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Bounds on one decoded frame.
+    """Bounds on one decoded frame: what the codec checks before any message.
 
-    The worst case memory of one decode is about ``max_frame`` times a small
-    constant: every other bound caps a part of what fits in ``max_frame``.
+    These bound the *shape* of a frame; the limits of single fields (a story
+    line, a template's text, a name) belong to the message that carries them
+    and are refused with ``invalid`` naming the field. So a string may be as
+    long as a frame can hold: the field it lands in decides. The worst case
+    memory of one decode is about ``max_frame`` times a small constant: every
+    other bound caps a part of what fits in ``max_frame``.
     """
 
-    #: Largest frame accepted, in bytes (bigger: close 1009).
-    max_frame: int = 64 * 1024
-    #: Longest string, in bytes.
-    max_str: int = 16 * 1024
-    #: Longest binary field, in bytes.
-    max_bin: int = 48 * 1024
+    #: Largest frame accepted, in bytes (bigger: ``too_big``, close 1009).
+    max_frame: int = MAX_FRAME
+    #: Longest string, in bytes (None: as long as the frame).
+    max_str: int | None = None
+    #: Longest binary field, in bytes (None: as long as the frame).
+    max_bin: int | None = None
     #: Most items in one array.
     max_array: int = 1024
     #: Most keys in one map.
     max_map: int = 256
     #: Deepest nesting of arrays and maps.
     max_depth: int = 16
+
+    @property
+    def str_limit(self) -> int:
+        return self.max_frame if self.max_str is None else min(self.max_str, self.max_frame)
+
+    @property
+    def bin_limit(self) -> int:
+        return self.max_frame if self.max_bin is None else min(self.max_bin, self.max_frame)
 
 
 DEFAULT_LIMITS = Limits()

@@ -53,6 +53,11 @@ class Settings:
     max_bad_frames: int = _setting(
         20, "invalid frames in a row before the connection is closed with 1008", minimum=1
     )
+    hello_timeout: float = _setting(
+        10.0,
+        "seconds a new connection has to complete hello; later it is closed with 1008",
+        minimum=0.1,
+    )
     outbound_buffer_bytes: int = _setting(
         262144,
         "bytes queued to one client before it counts as a slow consumer (closed with 1013)",

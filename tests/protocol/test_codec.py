@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sleepsync.protocol.codec import decode, decode_map, encode
+from sleepsync.protocol.codec import decode, decode_map, encode, event_time
 from sleepsync.protocol.errors import (
     DecodeError,
     FrameTooBig,
@@ -20,6 +20,7 @@ from sleepsync.protocol.errors import (
 )
 from sleepsync.protocol.messages import (
     CLIENT_TYPES,
+    MAX_TEMPLATE_TEXT,
     MESSAGE_TYPES,
     Error,
     Event,
@@ -38,7 +39,18 @@ from sleepsync.protocol.messages import (
     UploadTemplate,
     Welcome,
 )
-from sleepsync.protocol.wire import Limits
+from sleepsync.protocol.wire import (
+    ROOM_RE,
+    Limits,
+    check_depth,
+    get_bool,
+    get_float,
+    get_map,
+    get_str,
+    validate_name,
+    validate_room,
+    validate_text,
+)
 
 rooms = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,47}", fullmatch=True)
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True)
@@ -272,3 +284,117 @@ def test_local_construction_validates_too() -> None:
         Join("NOT A ROOM")
     with pytest.raises(InvalidMessage):
         Say("ok", "")
+
+
+@pytest.mark.parametrize(
+    ("payload", "ref"),
+    [
+        (b"\xc1", None),
+        (msgpack.packb({"x": 1}), None),
+        (msgpack.packb({"t": "x", "a": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}), None),
+        (msgpack.packb({"t": "dance"}), "dance"),
+        (msgpack.packb({"t": "join", "room": 5, "role": "dreamer"}), "join"),
+        (msgpack.packb({"t": "say", "room": "ok", "text": ""}), "say"),
+    ],
+)
+def test_errors_name_the_frames_type_once_it_is_known(payload: bytes, ref: str | None) -> None:
+    with pytest.raises(RemoteError) as info:
+        decode(payload)
+    assert info.value.ref == ref
+
+
+def test_string_limits_follow_the_frame_unless_set_lower() -> None:
+    assert Limits().str_limit == Limits().max_frame == 65_536
+    assert Limits(max_frame=1000).bin_limit == 1000
+    assert Limits(max_frame=1000, max_str=10_000).str_limit == 1000
+    assert Limits(max_str=10, max_bin=20).str_limit == 10
+    assert Limits(max_bin=20).bin_limit == 20
+
+
+def test_a_template_of_the_documented_size_decodes_one_byte_more_is_invalid() -> None:
+    text = "é" * (MAX_TEMPLATE_TEXT // 2)
+    msg = UploadTemplate("tales", "json", text)
+    assert decode(encode(msg)) == msg
+    over = msgpack.packb(
+        {"t": "upload_template", "room": "t", "format": "json", "text": text + "x"}
+    )
+    with pytest.raises(InvalidMessage) as info:
+        decode(over)
+    assert info.value.path == "upload_template.text" and info.value.ref == "upload_template"
+
+
+class TestFieldValidators:
+    """The validators the messages (and telemetry) are built from."""
+
+    def test_numbers(self) -> None:
+        for value, reason in (
+            (True, "expected a number"),
+            ("1", "expected a number"),
+            (float("nan"), "must be finite"),
+            (float("inf"), "must be finite"),
+            (2.5, "must be in [0.0, 1.0], got 2.5"),
+        ):
+            with pytest.raises(InvalidMessage) as info:
+                get_float({"x": value}, "x", "m", lo=0.0, hi=1.0)
+            assert info.value.path == "m.x" and reason in info.value.reason
+        assert get_float({"x": 1}, "x", "m", lo=0.0, hi=1.0) == 1.0
+
+    def test_booleans_maps_and_patterns(self) -> None:
+        with pytest.raises(InvalidMessage, match="expected true or false, got nil"):
+            get_bool({"x": None}, "x", "m")
+        with pytest.raises(InvalidMessage, match="expected a map, got an array"):
+            get_map({"x": []}, "x", "m")
+        with pytest.raises(InvalidMessage, match="must match"):
+            get_str({"x": "A!"}, "x", "m", pattern=ROOM_RE)
+        with pytest.raises(InvalidMessage, match="missing"):
+            get_str({}, "x", "m")
+        assert get_str({"x": "ok"}, "x", "m", pattern=ROOM_RE) == "ok"
+
+    def test_rooms_names_and_story_lines(self) -> None:
+        assert validate_room("night") == "night" and validate_name("lila") == "lila"
+        for bad in ("Night", "", "a/b", 5):
+            with pytest.raises(InvalidMessage):
+                validate_room(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage):
+            validate_name("no spaces")
+        with pytest.raises(InvalidMessage, match="expected a string, got binary"):
+            validate_text(b"x")  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage, match="at most 500"):
+            validate_text("x" * 501)
+        assert validate_text("  hi  ") == "hi"
+
+    def test_depth_counts_containers_only(self) -> None:
+        check_depth({"a": [1, "x", {"b": None}]}, 3)
+        with pytest.raises(LimitExceeded):
+            check_depth({"a": [{"b": []}]}, 3)
+
+
+class TestMessageEdges:
+    def test_local_construction_checks_the_fields_from_wire_cannot_reach(self) -> None:
+        with pytest.raises(InvalidMessage, match=r"hello\.version"):
+            Hello("lila", version=-1)
+        with pytest.raises(InvalidMessage, match=r"hello\.token"):
+            Hello("lila", token="x" * 300)
+        with pytest.raises(InvalidMessage, match=r"say\.text"):
+            Say("ok", " padded ")
+        with pytest.raises(InvalidMessage, match=r"resume\.seq"):
+            ResumePoint(0, -1)
+        with pytest.raises(InvalidMessage, match=r"event.items\[0\].kind"):
+            Event("ok", 1, 1, 1, [{"kind": 5}])
+
+    def test_server_lists_must_hold_maps(self) -> None:
+        with pytest.raises(InvalidMessage, match=r"event.items\[0\]"):
+            decode(
+                msgpack.packb(
+                    {"t": "event", "room": "a", "epoch": 1, "seq": 1, "tick": 1, "items": [1]}
+                )
+            )
+        with pytest.raises(InvalidMessage, match=r"rooms.rooms\[0\]"):
+            decode(msgpack.packb({"t": "rooms", "rooms": ["a"]}))
+        with pytest.raises(InvalidMessage, match=r"rooms\.rooms"):
+            decode(msgpack.packb({"t": "rooms", "rooms": {}}))
+
+    def test_event_time_reads_our_own_frames_only_gently(self) -> None:
+        assert event_time(encode(Event("a", 1, 1, 1, [], ts=12.5))) == 12.5
+        assert event_time(msgpack.packb({"t": "event", "ts": "late"})) == 0.0
+        assert event_time(b"\xc1") == 0.0

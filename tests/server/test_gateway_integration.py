@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import time
@@ -16,10 +17,13 @@ from websockets.exceptions import ConnectionClosed
 from sleepsync.client.connection import RoomClient
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.messages import (
+    MAX_TEMPLATE_TEXT,
     Error,
     Event,
     Hello,
     Join,
+    Leave,
+    Left,
     ListRooms,
     Rooms,
     Say,
@@ -28,6 +32,7 @@ from sleepsync.protocol.messages import (
     Welcome,
 )
 from sleepsync.protocol.wire import Limits
+from sleepsync.server.config import Settings
 
 from nodes import Recorder, running_node, wait_for
 
@@ -183,18 +188,21 @@ async def test_garbage_gets_an_error_and_the_server_keeps_serving() -> None:
     async with running_node() as node:
         async with Recorder(RoomClient(node.url, "calm", "lila")) as other:
             async with connect(node.url) as ws:
-                for garbage in (
-                    os.urandom(64),
-                    b"\xc1",
-                    msgpack.packb({"t": "join", "room": 5}),
-                    "text frame",
+                for garbage, ref in (
+                    (os.urandom(64), "?"),
+                    (b"\xc1", "?"),
+                    (msgpack.packb({"t": "join", "room": 5}), "join"),
+                    (msgpack.packb({"t": "dance"}), "dance"),
+                    ("text frame", "?"),
                 ):
                     await ws.send(garbage)
                     error = await recv_until(ws, Error)
                     assert isinstance(error, Error) and not error.fatal and error.message
+                    assert error.ref == ref, (garbage, error)
                 await ws.send(encode(Say("calm", "hello")))
                 error = await recv_until(ws, Error)
-                assert isinstance(error, Error) and error.code == "out_of_order"
+                assert isinstance(error, Error) and error.code == "hello_required"
+                assert error.ref == "say"
                 # The same connection still works once it behaves.
                 await ws.send(encode(Hello("rico")))
                 await recv_until(ws, Welcome)
@@ -207,16 +215,65 @@ async def test_garbage_gets_an_error_and_the_server_keeps_serving() -> None:
         assert node.metrics.value("sleepsync_errors_total", code="invalid") >= 1
 
 
-async def test_only_garbage_is_closed_with_1008() -> None:
+async def test_only_garbage_is_closed_with_1008_and_its_own_code() -> None:
     async with running_node(max_bad_frames=5) as node, connect(node.url) as ws:
+        errors: list[Error] = []
         with pytest.raises(ConnectionClosed) as info:
             async with asyncio.timeout(5):
                 for _ in range(10):
                     await ws.send(b"\xc1")
-                    await ws.recv()
+                    errors.append(decode(await ws.recv()))  # type: ignore[arg-type]
                 while True:
                     await ws.recv()
         assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+        assert info.value.rcvd.reason.startswith("too_many_bad_frames")
+        assert [e.code for e in errors] == ["bad_frame"] * 4 + ["too_many_bad_frames"]
+        assert errors[-1].fatal and errors[-1].ref == "?"
+        assert node.metrics.value("sleepsync_errors_total", code="too_many_bad_frames") == 1
+
+
+async def test_a_connection_that_never_says_hello_is_closed_with_1008() -> None:
+    async with running_node(hello_timeout=0.3) as node, connect(node.url) as ws:
+        started = time.monotonic()
+        error = await recv_until(ws, Error)
+        assert isinstance(error, Error) and error.code == "hello_timeout"
+        assert error.fatal and error.ref is None
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(5):
+                await ws.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+        assert 0.25 < time.monotonic() - started < 3
+        # A connection that said hello in time stays open past the timeout.
+        async with connect(node.url) as ok:
+            await ok.send(encode(Hello("lila")))
+            await recv_until(ok, Welcome)
+            await asyncio.sleep(0.5)
+            await ok.send(encode(ListRooms()))
+            assert isinstance(await recv_until(ok, Rooms), Rooms)
+
+
+async def test_per_connection_room_limit_and_membership_rules_have_their_codes() -> None:
+    async with running_node(max_rooms_per_client=2) as node, connect(node.url) as ws:
+        await ws.send(encode(Hello("rico")))
+        await recv_until(ws, Welcome)
+        for room in ("one", "two"):
+            await ws.send(encode(Join(room, "observer")))
+            await recv_until(ws, Snapshot)
+        for msg, code in (
+            (Join("three"), "too_many_rooms"),
+            (Join("one"), "already_joined"),
+            (Say("one", "may I?"), "forbidden"),
+            (Say("four", "hello?"), "not_joined"),
+            (Hello("rico"), "hello_repeated"),
+        ):
+            await ws.send(encode(msg))
+            error = await recv_until(ws, Error)
+            assert isinstance(error, Error), msg
+            assert (error.code, error.ref, error.fatal) == (code, msg.TYPE, False)
+        await ws.send(encode(Leave("two")))
+        assert await recv_until(ws, Left) == Left("two")
+        await ws.send(encode(Join("three")))
+        await recv_until(ws, Snapshot)
 
 
 async def test_flood_is_closed_with_1008() -> None:
@@ -318,8 +375,8 @@ async def test_max_rooms_is_enforced_with_an_error() -> None:
         await ws.send(encode(Hello("rico")))
         await ws.send(encode(Join("two")))
         error = await recv_until(ws, Error)
-        assert isinstance(error, Error) and error.code == "too_many_rooms"
-        assert not error.fatal
+        assert isinstance(error, Error) and error.code == "rooms_exhausted"
+        assert not error.fatal and error.ref == "join"
         await ws.send(encode(Join("one")))  # the existing room still takes people
         await recv_until(ws, Snapshot)
 
@@ -329,6 +386,8 @@ async def test_max_clients_closes_the_extra_connection_with_1013() -> None:
         await first.send(encode(Hello("lila")))
         await recv_until(first, Welcome)
         async with connect(node.url) as second:
+            error = decode(await second.recv())
+            assert isinstance(error, Error) and error.code == "server_full" and error.fatal
             with pytest.raises(ConnectionClosed) as info:
                 async with asyncio.timeout(5):
                     await second.recv()
@@ -391,7 +450,8 @@ async def test_template_uploads_are_validated_and_applied() -> None:
                 )
             )
             error = await recv_until(ws, Error)
-            assert isinstance(error, Error) and error.code in ("invalid", "limit")
+            assert isinstance(error, Error) and error.code == "invalid"
+            assert error.ref == "upload_template" and "upload_template.text" in error.message
             assert not watcher.items("narrative"), "a bad template never touches the room"
             # A good one changes the room's narrative for everyone.
             await ws.send(encode(UploadTemplate("tales", "toml", GOOD_TEMPLATE)))
@@ -400,3 +460,62 @@ async def test_template_uploads_are_validated_and_applied() -> None:
             assert changed["title"] == "The Lighthouse" and changed["by"] == "rico"
             assert_contiguous(watcher.events())
         assert node.metrics.value("sleepsync_errors_total", code="template_invalid") == 2
+
+
+def long_template(size: int) -> str:
+    """A valid JSON template of at least ``size`` bytes: a long chain of scenes."""
+    scenes: list[dict[str, object]] = []
+    mood = {"valence": 0.6, "arousal": 0.3}
+    while True:
+        n = len(scenes)
+        scenes.append(
+            {
+                "id": f"s{n}",
+                "text": f"Scene {n}: " + "the tide hums softly " * 45,
+                "mood": mood,
+                "transitions": [
+                    {"to": f"s{n + 1}", "when": {"after": 60}},
+                    {"to": "circle", "when": {"balance_below": 0.4}},
+                ],
+            }
+        )
+        end = [
+            {
+                "id": f"s{n + 1}",
+                "text": "Almost there.",
+                "mood": mood,
+                "transitions": [{"to": "circle", "when": {"after": 60}}],
+            },
+            {"id": "circle", "text": "A ring of lamplight.", "mood": mood},
+        ]
+        doc = {"title": "The Long Shore", "entry": "s0", "safe": "circle", "scenes": scenes + end}
+        text = json.dumps(doc)
+        if len(text) >= size:
+            return text
+
+
+async def test_a_template_up_to_the_documented_size_is_applied_one_byte_more_is_not() -> None:
+    big = long_template(56_000)
+    assert 56_000 <= len(big.encode()) <= MAX_TEMPLATE_TEXT
+    async with running_node() as node, connect(node.url) as ws:
+        async with Recorder(RoomClient(node.url, "saga", "mira", role="observer")) as watcher:
+            await ws.send(encode(Hello("rico")))
+            await ws.send(encode(Join("saga")))
+            await recv_until(ws, Snapshot)
+            # One byte over the documented limit (trailing white space is still
+            # valid JSON): refused by the message, naming the field.
+            over = big + " " * (MAX_TEMPLATE_TEXT + 1 - len(big.encode()))
+            frame = msgpack.packb(
+                {"t": "upload_template", "room": "saga", "format": "json", "text": over}
+            )
+            assert len(frame) <= Settings().max_frame_bytes
+            await ws.send(frame)
+            error = await recv_until(ws, Error)
+            assert isinstance(error, Error) and error.code == "invalid" and not error.fatal
+            assert error.ref == "upload_template" and "upload_template.text" in error.message
+            # The same template within the limit is accepted and applied.
+            await ws.send(encode(UploadTemplate("saga", "json", big)))
+            await wait_for(lambda: bool(watcher.items("narrative")), what="the new narrative")
+            [changed] = watcher.items("narrative")
+            assert changed["title"] == "The Long Shore" and changed["by"] == "rico"
+        assert node.metrics.value("sleepsync_errors_total", code="invalid") == 1
