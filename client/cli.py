@@ -72,6 +72,13 @@ def add_pods_parser(sub: Any) -> None:
         metavar="FILE",
         help="user:password lines from `sleepsync mqtt-passwd` (pods log in as their id)",
     )
+    pods.add_argument(
+        "--ca-file",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="CA certificate (PEM) that signed the broker's, for an mqtts:// URL",
+    )
     pods.add_argument("--prefix", default="pod", help="pod ids are PREFIX-001, PREFIX-002, ...")
     pods.add_argument("--duration", type=positive, default=None, help="stop after seconds")
 
@@ -109,13 +116,14 @@ def cmd_pods(args: argparse.Namespace) -> int:
             duration=args.duration,
             prefix=args.prefix,
             passwords=passwords,
+            ca_file=args.ca_file,
         )
         fleet = PodFleet(opts)  # checks the URL and the pod ids
     except (OSError, ValueError) as exc:
         print(f"sleepsync: {exc}", file=sys.stderr)
         return 2
     print(
-        f"{len(fleet.pods)} pods streaming into room {args.room} via {opts.mqtt.split('@')[-1]}"
+        f"{len(fleet.pods)} pods streaming into room {args.room} via {fleet.broker}"
         f"{'' if args.duration else '; Ctrl-C to stop'}",
         file=sys.stderr,
     )

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sleepsync.protocol.topics import BrokerUrl, pod_ids
+from sleepsync.protocol.topics import BrokerUrl, explain_connect_error, pod_ids
 from sleepsync.protocol.wire import NAME_RE
 
 from .loadstats import LatencyHistogram, LoadReport, Schedule, WorkerTotals, parse_metrics
@@ -67,6 +67,8 @@ class LoadOptions:
     credentials: tuple[tuple[str, str], ...] = ()
     pod_prefix: str = "pod"
     room_prefix: str = ""
+    #: The text of ``--ca-file`` (PEM), for an ``mqtts://`` broker.
+    ca_pem: str | None = None
 
     @property
     def total_pods(self) -> int:
@@ -124,6 +126,7 @@ def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
                 credentials=opts.credentials,
                 seed=opts.seed,
                 worker=w,
+                ca_pem=opts.ca_pem,
             )
         )
     return plans
@@ -181,6 +184,7 @@ async def preflight(opts: LoadOptions) -> None:
             raise LoadSetupError(f"server {server} is unreachable: {exc}") from None
     try:
         broker = BrokerUrl.parse(opts.mqtt)
+        tls = broker.tls_context(opts.ca_pem)
     except ValueError as exc:
         raise LoadSetupError(str(exc)) from None
     username, password = broker.username, broker.password
@@ -195,11 +199,13 @@ async def preflight(opts: LoadOptions) -> None:
                 username=username,
                 password=password,
                 identifier=f"load-preflight-{secrets.token_hex(3)}",
+                tls_context=tls,
             ),
         ):
             pass
     except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
-        raise LoadSetupError(f"broker {broker} refused or unreachable: {exc}") from None
+        reason = explain_connect_error(exc, broker)
+        raise LoadSetupError(f"broker {broker} refused or unreachable: {reason}") from None
 
 
 def _get(url: str) -> None:
@@ -398,13 +404,21 @@ def add_load_parser(sub: Any) -> None:
         help="websocket URL of a node; repeat for several nodes (default ws://127.0.0.1:8765)",
     )
     p.add_argument(
-        "--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL, mqtt://user:pass@host:1883"
+        "--mqtt",
+        default="mqtt://127.0.0.1:1883",
+        help="broker URL, mqtt://user:pass@host:1883 or mqtts://host:8883",
     )
     p.add_argument(
         "--credentials",
         type=Path,
         default=None,
         help="pod credentials file (user:password lines, from sleepsync mqtt-passwd)",
+    )
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        help="CA certificate (PEM) that signed the broker's, for an mqtts:// URL",
     )
     p.add_argument("--pod-prefix", default="pod", help="pod ids are PREFIX-001, PREFIX-002...")
     p.add_argument("--rooms", type=int, default=10)
@@ -443,6 +457,12 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
             credentials = tuple(parse_credentials(text, args.credentials).items())
         except (OSError, ValueError) as exc:
             raise LoadSetupError(f"--credentials: {exc}") from None
+    ca_pem: str | None = None
+    if args.ca_file is not None:
+        try:
+            ca_pem = args.ca_file.read_text()
+        except OSError as exc:
+            raise LoadSetupError(f"--ca-file: {exc}") from None
     return LoadOptions(
         servers=tuple(args.server or ["ws://127.0.0.1:8765"]),
         mqtt=args.mqtt,
@@ -456,6 +476,7 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
         seed=args.seed,
         credentials=credentials,
         pod_prefix=args.pod_prefix,
+        ca_pem=ca_pem,
     )
 
 

@@ -57,6 +57,8 @@ class LoadPlan:
     credentials: tuple[tuple[str, str], ...] = ()
     seed: int = 0
     worker: int = 0
+    #: The text of the CA file (PEM) for an ``mqtts://`` broker; None: system CAs.
+    ca_pem: str | None = None
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Worker:
         self._progress = progress
         self.rooms: list[_Room] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._tls = BrokerUrl.parse(plan.mqtt).tls_context(plan.ca_pem)
         for room, pods, indexes in zip(plan.rooms, plan.pods, plan.pod_indexes, strict=True):
             self.rooms.append(_Room(room, dict(zip(pods, indexes, strict=True))))
 
@@ -248,6 +251,7 @@ class Worker:
                     username=username,
                     password=password,
                     identifier=f"{pod}-load-{boot}",
+                    tls_context=self._tls,
                     clean_session=True,
                     keepalive=30,
                     max_inflight_messages=100,

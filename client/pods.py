@@ -1,14 +1,18 @@
 """The pod simulator: N pods, each its own MQTT client, streaming telemetry.
 
-Each :class:`SimulatedPod` connects with its pod id as client id and broker
-username, leaves a retained ``offline`` Last Will on its status topic,
+Each :class:`SimulatedPod` connects with its pod id as broker username and
+a client id that is its pod id plus 64 random bits (another pod's login that
+guessed the client id would take over, and so cut off, the pod's connection),
+over TLS for ``mqtts://`` URLs, and leaves a retained ``offline`` Last Will on its status topic,
 announces itself ``online`` (retained), listens for cues on its ``cmd`` topic
 and publishes one telemetry sample per ``1 / rate`` seconds at QoS 1. Samples
 come from :mod:`.physiology` (deterministic per seed); a ``glitchy`` pod also
 sends corrupt payloads and goes quiet in sensor dropouts. The sample clock
 runs whether or not the pod is connected: samples due while it was cut off are
 never sent, and the server sees them as gaps. Connection loss is retried with
-capped exponential backoff and jitter. On a clean stop a pod publishes
+capped exponential backoff and jitter; each distinct reason is logged once per
+fleet, as one line (a broker whose TLS certificate is not trusted says so and
+names the fix). On a clean stop a pod publishes
 ``offline`` itself (a clean disconnect does not fire the Will).
 
 ``sleepsync pods`` runs a fleet from the command line; ``sleepsync demo``
@@ -21,8 +25,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
 import msgpack
@@ -40,6 +47,7 @@ from sleepsync.protocol.telemetry import (
 from sleepsync.protocol.topics import (
     BrokerUrl,
     cmd_topic,
+    explain_connect_error,
     pod_ids,
     status_topic,
     telemetry_topic,
@@ -47,7 +55,7 @@ from sleepsync.protocol.topics import (
 
 from .physiology import Corruption, Emission, Physiology, profile_for
 
-__all__ = ["PodFleet", "PodOptions", "SimulatedPod", "corrupt_payload"]
+__all__ = ["ConnectErrors", "PodFleet", "PodOptions", "SimulatedPod", "corrupt_payload"]
 
 log = logging.getLogger("sleepsync.pods")
 
@@ -55,6 +63,25 @@ log = logging.getLogger("sleepsync.pods")
 MAX_CUES_KEPT = 256
 #: A pod that fell further behind its sample clock than this skips ahead.
 MAX_CATCH_UP_S = 30.0
+
+
+class ConnectErrors:
+    """Logs each distinct reason a pod cannot reach the broker once (a fleet shares one).
+
+    A hundred pods refused for the same reason make one warning, not a hundred;
+    at most ``limit`` distinct reasons are remembered, later ones go to debug.
+    """
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def report(self, pod: str, reason: str) -> None:
+        if reason in self.seen or len(self.seen) >= self.limit:
+            log.debug("pod %s lost its broker: %s", pod, reason)
+            return
+        self.seen.add(reason)
+        log.warning("pod %s cannot reach the broker: %s (retrying)", pod, reason)
 
 
 def corrupt_payload(sample: TelemetrySample, kind: Corruption, rng: random.Random) -> bytes:
@@ -93,8 +120,15 @@ class SimulatedPod:
     reconnects: int = 0
     connected: bool = False
     cues: list[Cue] = field(default_factory=list)
+    #: TLS for an ``mqtts://`` broker (``BrokerUrl.tls_context``); None: plain MQTT.
+    tls: ssl.SSLContext | None = None
+    #: Not guessable by other pods (see the module docstring).
+    client_id: str = ""
+    errors: ConnectErrors = field(default_factory=ConnectErrors)
 
     def __post_init__(self) -> None:
+        if not self.client_id:
+            self.client_id = f"{self.pod}-{secrets.token_hex(8)}"
         self._rng = random.Random(f"payload:{self.pod}:{self.physiology.rng.random()}")
         self._next_at: float | None = None
 
@@ -132,7 +166,9 @@ class SimulatedPod:
                 await self._session(stop, backoff)
             except* aiomqtt.MqttError as group:
                 self.reconnects += 1
-                log.debug("pod %s lost its broker: %s", self.pod, group.exceptions[0])
+                self.errors.report(
+                    self.pod, explain_connect_error(group.exceptions[0], self.broker)
+                )
             finally:
                 self.connected = False
             if not stop.is_set():
@@ -150,7 +186,8 @@ class SimulatedPod:
             self.broker.port,
             username=self.pod if self.broker.username is None else self.broker.username,
             password=self.broker.password,
-            identifier=self.pod,
+            identifier=self.client_id,
+            tls_context=self.tls,
             will=will,
             clean_session=True,
             keepalive=10,
@@ -226,13 +263,20 @@ class PodOptions:
     prefix: str = "pod"
     #: Passwords by pod id (``sleepsync mqtt-passwd`` writes them); None: no password.
     passwords: dict[str, str] | None = None
+    #: CA file (PEM) that signed an ``mqtts://`` broker's certificate; None: system CAs.
+    ca_file: str | None = None
 
 
 class PodFleet:
     """Many simulated pods in one room, run together."""
 
     def __init__(self, opts: PodOptions) -> None:
+        """Raises ValueError (a bad URL or CA) or OSError (an unreadable CA file)."""
         broker = BrokerUrl.parse(opts.mqtt)
+        tls = broker.tls_context(Path(opts.ca_file).read_text() if opts.ca_file else None)
+        errors = ConnectErrors()
+        #: Where the pods connect (``str()`` leaves the password out).
+        self.broker = broker
         self.opts = opts
         self.stop_event = asyncio.Event()
         self.pods: list[SimulatedPod] = []
@@ -246,6 +290,8 @@ class PodFleet:
                     physiology=Physiology(profile, f"{opts.seed}:{index}", opts.rate),
                     broker=broker.with_user(pod, password),
                     rate=opts.rate,
+                    tls=tls,
+                    errors=errors,
                 )
             )
 

@@ -21,9 +21,16 @@ ENV_PREFIX = "SLEEPSYNC_"
 
 
 def _setting(
-    default: Any, help: str, *, minimum: float | None = None, aliases: tuple[str, ...] = ()
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    aliases: tuple[str, ...] = (),
+    secret: bool = False,
 ) -> Any:
-    return field(default=default, metadata={"help": help, "minimum": minimum, "aliases": aliases})
+    """One setting; a ``secret`` one (it may hold a password) is left out of ``repr``."""
+    metadata = {"help": help, "minimum": minimum, "aliases": aliases}
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,13 +109,29 @@ class Settings:
     engine_seed: int = _setting(0, "seed of new rooms' dream engines (0: derived from the room id)")
     mqtt_url: str = _setting(
         "",
-        "MQTT broker of the pods, mqtt://user:pass@host:1883 (empty: start the embedded "
-        "amqtt broker on 127.0.0.1, needs the 'embedded' extra)",
+        "MQTT broker of the pods, mqtt://user:pass@host:1883 or mqtts://user@host:8883 "
+        "(TLS) (empty: start the embedded amqtt broker on 127.0.0.1, needs the 'embedded' "
+        "extra)",
+        secret=True,
+    )
+    mqtt_password_file: str = _setting(
+        "",
+        "file holding the MQTT password (read at start, one trailing newline dropped); "
+        "the --mqtt-url then carries none",
+    )
+    mqtt_ca_file: str = _setting(
+        "",
+        "CA certificate file (PEM) that signed the broker's certificate, for mqtts:// URLs "
+        "(empty: the system's CAs)",
     )
     mqtt_embedded_port: int = _setting(
         1883, "port of the embedded MQTT broker (0 picks a free one)", minimum=0
     )
-    mqtt_client_id: str = _setting("", "MQTT client id of this node (default: sleepsync-NODE_ID)")
+    mqtt_client_id: str = _setting(
+        "",
+        "start of this node's MQTT client id (default: sleepsync-NODE_ID); a random suffix "
+        "is always added, so no pod can guess the id and take over the node's connection",
+    )
     mqtt_queue: int = _setting(
         10000,
         "MQTT messages received but not yet ingested; when full the oldest is dropped (counted)",
@@ -138,6 +161,19 @@ class Settings:
     )
     mqtt_discover_rooms: bool = _setting(
         True, "open a room when a pod announces itself online in it (status topic)"
+    )
+    mqtt_pod_rooms_per_hour: int = _setting(
+        4,
+        "rooms one pod may enter per hour through its status or telemetry; its messages "
+        "for further rooms are dropped (counted as room_limit)",
+        minimum=1,
+    )
+    mqtt_max_clock_skew: float = _setting(
+        60.0,
+        "seconds a telemetry timestamp may run ahead of this node's clock (further: "
+        "refused as future_ts); a pod's new boot may not start further back than this "
+        "before its newest sample (stale_boot)",
+        minimum=0.0,
     )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 

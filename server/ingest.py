@@ -6,16 +6,28 @@ it is subscribed (QoS 1) to the room's ``.../pods/+/telemetry`` and
 ``on_ownership`` callback and are applied by a task that diffs the wanted and
 the subscribed rooms. Each message is parsed and validated by
 ``sleepsync.protocol``; the pure :class:`~.pod_tracker.PodTracker` drops
-redeliveries, counts gaps and invalid payloads, and says when a pod that keeps
-sending garbage is a sensor fault. What survives goes to the room's next tick
-through ``RoomManager.add_external``. Cues that ticks produce are queued
-(bounded) and published on the pods' ``cmd`` topics.
+redeliveries, counts gaps and invalid payloads, holds samples whose seq jumps
+out of the window until the next one confirms them, refuses replays from
+retired boots, and says when a pod that keeps sending garbage is a sensor
+fault. Before that, the pure :class:`~.pod_rooms.PodRooms` limits how many
+rooms one pod may enter per hour (its status or telemetry for more rooms is
+dropped). What survives goes to the room's next tick through
+``RoomManager.add_external``. Every drop is counted by reason in
+``sleepsync_mqtt_refused_total`` or ``sleepsync_telemetry_invalid_total``.
+Cues that ticks produce are queued (bounded) and published on the pods'
+``cmd`` topics.
 
 With room discovery on (the default), every node listens to all pods' status
 topics instead of its rooms' only: a pod announcing itself ``online`` in a
 room nobody runs makes this node open the room (the backend's lease decides
 which node gets it). Statuses are rare and small; telemetry, the heavy
 stream, reaches only the owner.
+
+The node's client id is ``sleepsync-NODE_ID`` plus 64 random bits, fresh per
+process: a pod that logs in with the node's predictable id cannot take over
+(and so cut off) the node's connection. ``mqtts://`` URLs connect with TLS,
+trusting ``--mqtt-ca-file`` (or the system's CAs); the password may come from
+``--mqtt-password-file``. Log lines name the broker without its password.
 
 A lost connection is retried forever with capped exponential backoff and
 jitter; subscriptions are made again on each new connection (clean session),
@@ -33,22 +45,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from pathlib import Path
 
 import aiomqtt
 
 from sleepsync.protocol.backoff import Backoff
 from sleepsync.protocol.errors import SleepSyncError, TelemetryInvalid
-from sleepsync.protocol.telemetry import Cue, decode_status, decode_telemetry, encode_cue
-from sleepsync.protocol.topics import ALL_STATUS, BrokerUrl, cmd_topic, parse_topic, room_filters
+from sleepsync.protocol.telemetry import (
+    Cue,
+    TelemetrySample,
+    decode_status,
+    decode_telemetry,
+    encode_cue,
+)
+from sleepsync.protocol.topics import (
+    ALL_STATUS,
+    BrokerUrl,
+    cmd_topic,
+    explain_connect_error,
+    parse_topic,
+    room_filters,
+)
 
 from .backend.base import BackendError
 from .config import Settings
 from .engine.api import PodFault, PodOffline, Telemetry
 from .metrics import Metrics
-from .pod_tracker import PodTracker
+from .pod_rooms import PodRooms
+from .pod_tracker import REFUSE_REASONS, PodTracker
 from .rooms import RoomManager
 from .supervisor import Supervisor
 
@@ -88,20 +116,38 @@ class Ingest:
         client_id: str,
         tasks: Supervisor,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """Raises ValueError, in one sentence, for an unreadable password or CA file."""
         self.settings = settings
         self.tasks = tasks
         self.rooms = rooms
         self.metrics = metrics
+        if settings.mqtt_password_file:
+            if not settings.mqtt_url:
+                raise ValueError(
+                    "--mqtt-password-file needs --mqtt-url (the embedded broker takes none)"
+                )
+            broker = broker.with_password(_read_secret(settings.mqtt_password_file))
         self.broker = broker
-        self.client_id = client_id
+        self._tls = broker.tls_context(
+            _read_file(settings.mqtt_ca_file, "--mqtt-ca-file") if settings.mqtt_ca_file else None
+        )
+        #: Unguessable: a pod that logs in with this id would cut the node off the broker.
+        self.client_id = f"{client_id}-{secrets.token_hex(8)}"
         self._clock = clock
+        self._wall_clock = wall_clock
         self.tracker = PodTracker(
             window=settings.mqtt_dedup_window,
             fault_threshold=settings.mqtt_fault_threshold,
             fault_window=settings.mqtt_fault_window,
             log_interval=settings.mqtt_log_interval,
+            max_skew=settings.mqtt_max_clock_skew,
         )
+        self.pod_rooms = PodRooms(per_period=settings.mqtt_pod_rooms_per_hour, period=3600.0)
+        self._limit_logged: OrderedDict[str, float] = OrderedDict()
+        for reason in ("room_limit", *REFUSE_REASONS):
+            self.metrics.mqtt_refused.labels(reason)  # every reason shows, at 0
         #: Rooms this node owns (so wants to hear) and rooms it is subscribed to.
         self.wanted: set[str] = set()
         self.subscribed: set[str] = set()
@@ -145,9 +191,9 @@ class Ingest:
             except* aiomqtt.MqttError as group:
                 self.metrics.mqtt_reconnects.inc()
                 log.warning(
-                    "MQTT connection to %s lost or refused (%s); retrying",
+                    "MQTT connection to %s lost or refused: %s; retrying",
                     self.broker,
-                    group.exceptions[0],
+                    explain_connect_error(group.exceptions[0], self.broker),
                 )
             finally:
                 self.connected = False
@@ -162,6 +208,7 @@ class Ingest:
             username=self.broker.username,
             password=self.broker.password,
             identifier=self.client_id,
+            tls_context=self._tls,
             clean_session=True,
             keepalive=15,
             queue_type=self._queue_type,
@@ -241,23 +288,34 @@ class Ingest:
             except TelemetryInvalid as exc:
                 self._invalid(room, pod, exc)
                 return
-            verdict = self.tracker.accept(sample)
+            if not self._admit(room, pod):
+                return
+            verdict = self.tracker.accept(sample, now=self._wall_clock())
+            if verdict.discarded:
+                self.metrics.mqtt_refused.labels("seq_jump").inc()
+            if verdict.refused is not None:
+                self.metrics.mqtt_refused.labels(verdict.refused).inc()
+                return
             if verdict.duplicate:
                 self.metrics.telemetry_duplicates.inc()
+                return
+            if verdict.held:
                 return
             if verdict.missing:
                 self.metrics.telemetry_gaps.inc(verdict.missing)
             if verdict.reordered:
                 self.metrics.telemetry_reordered.inc()
-            if self.rooms.add_external(room, Telemetry(sample)):
-                self.metrics.telemetry_ingested.inc()
-            else:
-                self.metrics.mqtt_drops.labels("room").inc()
+            if verdict.released is not None:
+                self.metrics.telemetry_resyncs.inc()
+                self._deliver(room, verdict.released)
+            self._deliver(room, sample)
         elif where.kind == "status":
             try:
                 status = decode_status(payload, topic_pod=pod)
             except TelemetryInvalid as exc:
                 self._invalid(room, pod, exc)
+                return
+            if not self._admit(room, pod):
                 return
             # Retained statuses come again on every (re)subscribe: act on changes only.
             key = (room, pod)
@@ -274,6 +332,33 @@ class Ingest:
             elif room not in self.rooms.owned and self.settings.mqtt_discover_rooms:
                 self._discover(room)
         # cmd topics are the server's own output; it never subscribes to them.
+
+    def _deliver(self, room: str, sample: TelemetrySample) -> None:
+        if self.rooms.add_external(room, Telemetry(sample)):
+            self.metrics.telemetry_ingested.inc()
+        else:
+            self.metrics.mqtt_drops.labels("room").inc()
+
+    def _admit(self, room: str, pod: str) -> bool:
+        """Whether ``pod`` may speak in ``room`` (rooms per hour); a refusal is counted."""
+        now = self._clock()
+        if self.pod_rooms.admit(pod, room, now):
+            return True
+        self.metrics.mqtt_refused.labels("room_limit").inc()
+        last = self._limit_logged.get(pod)
+        if last is None or now - last >= self.settings.mqtt_log_interval:
+            self._limit_logged[pod] = now
+            self._limit_logged.move_to_end(pod)
+            if len(self._limit_logged) > MAX_REMEMBERED:
+                self._limit_logged.popitem(last=False)
+            log.warning(
+                "pod %s entered %d rooms within the hour; its messages for room %s and "
+                "any other new room are dropped",
+                pod,
+                self.settings.mqtt_pod_rooms_per_hour,
+                room,
+            )
+        return False
 
     def _invalid(self, room: str | None, pod: str | None, exc: TelemetryInvalid) -> None:
         self.metrics.telemetry_invalid.labels(exc.reason).inc()
@@ -320,3 +405,18 @@ class Ingest:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._cues_sent.wait()
+
+
+def _read_file(path: str, flag: str) -> str:
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{flag}: cannot read {path}: {getattr(exc, 'strerror', exc)}") from None
+
+
+def _read_secret(path: str) -> str:
+    """A password file's content, less one trailing newline (``echo`` adds it)."""
+    secret = _read_file(path, "--mqtt-password-file").removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ValueError(f"--mqtt-password-file: {path} is empty")
+    return secret

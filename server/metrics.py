@@ -160,6 +160,18 @@ class Metrics:
         self.mqtt_connected = Gauge(
             "sleepsync_mqtt_connected", "1 while connected to the MQTT broker", registry=r
         )
+        self.mqtt_refused = Counter(
+            "sleepsync_mqtt_refused_total",
+            "valid pod messages dropped by the ingest's rules: room_limit (the pod entered "
+            "too many rooms this hour), future_ts, retired_boot, stale_boot, seq_jump",
+            ["reason"],
+            registry=r,
+        )
+        self.telemetry_resyncs = Counter(
+            "sleepsync_telemetry_resyncs_total",
+            "pod boots re-anchored after two samples confirmed a seq jump",
+            registry=r,
+        )
         self.rooms_discovered = Counter(
             "sleepsync_rooms_discovered_total",
             "rooms opened because a pod announced itself in them",

@@ -3,6 +3,9 @@
 The broker runs ``deploy/mosquitto/mosquitto.conf`` with only the listener
 (127.0.0.1 on a free port), the password file, the ACL path and the
 persistence directory rewritten, so the tests exercise the deployed rules.
+``mosquitto_tls`` also turns on the config's optional TLS listener (its
+``#tls `` lines) on a second free port, with a certificate for 127.0.0.1
+signed by a CA that ``trustme`` makes for the test.
 Mosquitto missing is a failure with the packages to install, never a skip.
 """
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from sleepsync.server.broker import SERVER_USER, read_credentials, write_credentials
 
@@ -51,6 +55,18 @@ class Mosquitto:
     port: int
     passwords: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    #: Port of the TLS listener (None: the shipped default, TLS off).
+    tls_port: int | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM of the CA that signed the TLS listener's certificate."""
+        return self.workdir / "ca.pem"
+
+    def tls_url(self, user: str | None = None) -> str:
+        assert self.tls_port is not None, "use the mosquitto_tls fixture"
+        plain = self.url(user).replace("mqtt://", "mqtts://", 1)
+        return plain.replace(f":{self.port}", f":{self.tls_port}")
 
     @property
     def server_url(self) -> str:
@@ -69,11 +85,23 @@ class Mosquitto:
             "persistence_location": f"persistence_location {self.workdir / 'data'}/",
             "log_dest": f"log_dest file {self.workdir / 'mosquitto.log'}",
         }
+        tls = {
+            "listener": f"listener {self.tls_port} 127.0.0.1",
+            "certfile": f"certfile {self.workdir / 'server.pem'}",
+            "keyfile": f"keyfile {self.workdir / 'server.key'}",
+        }
         lines = []
         for line in (DEPLOY / "mosquitto.conf").read_text().splitlines():
+            if line.startswith("#tls ") and self.tls_port is not None:
+                line = line.removeprefix("#tls ")
+                lines.append(tls.pop(line.split(" ", 1)[0], line))
+                continue
             key = line.split(" ", 1)[0]
             lines.append(overrides.pop(key, line))
         assert not overrides, f"the shipped config lost its {sorted(overrides)} lines"
+        if self.tls_port is not None:
+            assert not tls, f"the shipped config lost its #tls {sorted(tls)} lines"
+            self._write_certificates()
         # Run as whoever runs the tests (as root mosquitto would switch to `mosquitto`).
         lines.append(f"user {getpass.getuser()}")
         config = self.workdir / "mosquitto.conf"
@@ -81,6 +109,15 @@ class Mosquitto:
         shutil.copy(DEPLOY / "acl", self.workdir / "acl")
         (self.workdir / "data").mkdir(exist_ok=True)
         return config
+
+    def _write_certificates(self) -> None:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        ca.cert_pem.write_to_path(self.ca_file)
+        cert.private_key_pem.write_to_path(self.workdir / "server.key")
+        with (self.workdir / "server.pem").open("wb") as f:
+            for pem in cert.cert_chain_pems:
+                f.write(pem.bytes())
 
     def start(self) -> None:
         config = self.write_config()
@@ -134,6 +171,20 @@ def mosquitto(tmp_path: Path, mosquitto_bin: str) -> Iterator[Mosquitto]:
     creds = tmp_path / "credentials"
     write_credentials(8, tmp_path / "passwd", creds, extra_users=EXTRA_PODS)
     broker = Mosquitto(mosquitto_bin, tmp_path, free_port(), read_credentials(creds))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path: Path, mosquitto_bin: str) -> Iterator[Mosquitto]:
+    """A fresh broker with the shipped TLS listener on as well (``tls_port``, ``ca_file``)."""
+    creds = tmp_path / "credentials"
+    write_credentials(8, tmp_path / "passwd", creds, extra_users=EXTRA_PODS)
+    broker = Mosquitto(mosquitto_bin, tmp_path, free_port(), read_credentials(creds))
+    broker.tls_port = free_port()
     broker.start()
     try:
         yield broker

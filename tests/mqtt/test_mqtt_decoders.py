@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 
 import msgpack
 import pytest
-from hypothesis import given
+import trustme
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sleepsync.protocol.errors import TelemetryInvalid
@@ -29,6 +31,7 @@ from sleepsync.protocol.topics import (
     BrokerUrl,
     PodTopic,
     cmd_topic,
+    explain_connect_error,
     parse_topic,
     pod_ids,
     room_filters,
@@ -36,6 +39,9 @@ from sleepsync.protocol.topics import (
     telemetry_topic,
 )
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
+from sleepsync.server.pod_tracker import REFUSE_REASONS
+
+from nodes import running_node
 
 rooms = st.from_regex(ROOM_RE, fullmatch=True)
 names = st.from_regex(NAME_RE, fullmatch=True)
@@ -174,6 +180,11 @@ def test_broker_urls() -> None:
     url = BrokerUrl.parse("mqtt://user:p%40ss@broker.example:1884")
     assert url == BrokerUrl("broker.example", 1884, "user", "p@ss")
     assert str(url) == "mqtt://user@broker.example:1884"  # no password in logs
+    assert "p@ss" not in repr(url)
+    assert BrokerUrl.parse("mqtts://u:pw@broker.example") == BrokerUrl(
+        "broker.example", 8883, "u", "pw", tls=True
+    )
+    assert str(BrokerUrl.parse("ssl://h:9999")) == "mqtts://h:9999"
     assert BrokerUrl.parse("mqtt://localhost") == BrokerUrl("localhost", 1883)
     for bad in ("http://host", "mqtt://", "mqtt://host:99999", "mqtt://host/path"):
         with pytest.raises(ValueError, match="MQTT URL") as info:
@@ -184,7 +195,100 @@ def test_broker_urls() -> None:
     assert "secret" not in str(info.value)
 
 
+def test_a_password_from_a_file_goes_in_one_place() -> None:
+    url = BrokerUrl.parse("mqtt://u@h").with_password("from-file")
+    assert url.password == "from-file" and "from-file" not in f"{url} {url!r}"
+    with pytest.raises(ValueError, match="already carries a password") as info:
+        BrokerUrl.parse("mqtt://u:in-url@h").with_password("from-file")
+    assert "in-url" not in str(info.value) and "from-file" not in str(info.value)
+
+
+def test_tls_contexts() -> None:
+    ca = trustme.CA()
+    assert BrokerUrl.parse("mqtt://h").tls_context() is None
+    with pytest.raises(ValueError, match="needs an mqtts:// URL"):
+        BrokerUrl.parse("mqtt://h").tls_context(ca.cert_pem.bytes().decode())
+    context = BrokerUrl.parse("mqtts://h").tls_context(ca.cert_pem.bytes().decode())
+    assert context is not None and context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert BrokerUrl.parse("mqtts://h").tls_context() is not None  # the system's CAs
+    for bad in ("not a certificate", ""):
+        with pytest.raises(ValueError, match="no usable PEM"):
+            BrokerUrl.parse("mqtts://h").tls_context(bad)
+
+
+def test_connect_errors_are_explained_without_the_password() -> None:
+    url = BrokerUrl.parse("mqtts://u:s3cret@h:8883")
+    untrusted = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    assert "pass the CA file" in explain_connect_error(untrusted, url)
+    plain = "[SSL: WRONG_VERSION_NUMBER] wrong version number"
+    assert "use an mqtt:// URL" in explain_connect_error(plain, url)
+    assert explain_connect_error("refused by s3cret", url) == "refused by ***"
+    assert explain_connect_error(TimeoutError(), url) == "TimeoutError"
+
+
 @given(st.text(max_size=60))
 def test_broker_url_parse_raises_only_value_error(text: str) -> None:
     with contextlib.suppress(ValueError):
         BrokerUrl.parse(text)
+
+
+# ---------------------------------------------------------------- the ingest, fed anything
+few_rooms = st.sampled_from(["r1", "r2", "r3", "r4", "r5", "r6"])
+few_pods = st.sampled_from(["lila", "mallory", "pod-001"])
+hostile_samples = st.builds(
+    TelemetrySample,
+    pod=few_pods,
+    boot=st.sampled_from(["b1", "b2", "b3", "b4"]),
+    seq=st.integers(0, 2**53),
+    ts=st.floats(0.0, 1e11),
+    vitals=st.just(VitalSigns(60.0, 50.0, 2.0, 12.0)),
+    valence=unit,
+    arousal=unit,
+)
+messages = st.one_of(
+    st.tuples(st.builds(telemetry_topic, few_rooms, few_pods), st.binary(max_size=64)),
+    st.tuples(
+        st.builds(telemetry_topic, few_rooms, few_pods),
+        hostile_samples.map(encode_telemetry),
+    ),
+    st.tuples(
+        st.builds(status_topic, few_rooms, few_pods),
+        st.sampled_from(
+            [b"online", b"offline", b"\xc1", encode_status(PodStatus("lila", "online"))]
+        ),
+    ),
+    st.tuples(st.text(max_size=80), st.binary(max_size=32)),
+)
+
+
+async def test_the_ingest_survives_any_message_stream() -> None:
+    """Any mix of garbage, hostile samples (any seq, ts, boot) and statuses in any
+    rooms: ``Ingest.handle`` never raises, drops are counted by reason, and the
+    pure bookkeeping behind it stays within its bounds."""
+    async with running_node(
+        mqtt=True, mqtt_url="mqtt://127.0.0.1:1", mqtt_pod_rooms_per_hour=2
+    ) as node:
+        ingest = node.ingest
+        assert ingest is not None
+        for room in ("r1", "r2"):
+            await node.rooms.open_room(room)
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(st.lists(messages, max_size=60))
+        def feed(items: list[tuple[str, bytes]]) -> None:
+            for topic, payload in items:
+                ingest.handle(topic, payload)
+            for pod in ("lila", "mallory", "pod-001"):
+                assert len(ingest.pod_rooms.rooms(pod)) <= 2
+                stats = ingest.tracker.stats(pod)
+                assert len(stats.boots) <= ingest.tracker.boots_per_pod
+                assert len(stats.retired) <= ingest.tracker.retired_boots
+
+        feed()
+        refused = sum(
+            node.metrics.value("sleepsync_mqtt_refused_total", reason=reason)
+            for reason in ("room_limit", *REFUSE_REASONS)
+        )
+        assert refused > 0
+        assert node.metrics.value("sleepsync_telemetry_invalid_total", reason="internal") == 0
