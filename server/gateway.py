@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from sleepsync.protocol.codec import decode, encode
@@ -56,7 +56,7 @@ from sleepsync.protocol.wire import Limits
 from .backend.base import Backend, BackendError, Member
 from .config import Settings
 from .fanout import Fanout, RoomUnavailable, Subscriber
-from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput, encode_input
+from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
@@ -286,8 +286,8 @@ class Gateway:
                 f"room {msg.room} is full ({self.settings.room_capacity} members at most)"
             )
         session.rooms[msg.room] = msg.role
-        await self._push(msg.room, MemberJoin(session.id, session.name, msg.role, self.node_id))
         try:
+            await self._push(msg.room, MemberJoin(session.id, session.name, msg.role, self.node_id))
             await self.fanout.attach(msg.room, session, msg.resume)
         except BaseException:
             await self._leave(session, msg.room)
@@ -340,8 +340,7 @@ class Gateway:
                 log.warning("could not record %s leaving %s: %s", session.id, room, exc)
 
     async def _push(self, room: str, item: RoomInput) -> None:
-        self.metrics.backend_ops.labels("push_input").inc()
-        await self.backend.push_input(room, encode_input(item))
+        await self.rooms.submit(room, item)  # raises InputRefused: the sender is told
 
     async def _upload(self, session: Session, msg: UploadTemplate) -> None:
         assert session.name is not None
@@ -349,7 +348,7 @@ class Gateway:
         if self.hooks is None:
             raise TemplateInvalid("$", "this server runs no dream engine")
         self.hooks.parse_template(msg.text, msg.format)  # raises TemplateInvalid
-        await self._push(msg.room, TemplateInput(session.name, msg.format, msg.text))
+        await self._push(msg.room, TemplateInput(session.name, msg.format, msg.text, session.id))
 
     async def _list_rooms(self) -> Rooms:
         infos = []
@@ -365,9 +364,5 @@ class Gateway:
 
     # ------------------------------------------------------------ shutdown
     async def tell_all(self, msg: Message) -> None:
-        frame = encode(msg)
-        for session in list(self.sessions):
-            try:
-                await asyncio.wait_for(session.conn.send(frame), timeout=1.0)
-            except (ConnectionClosed, TimeoutError):
-                continue
+        """One broadcast to every client: a client that does not read delays no one."""
+        broadcast([session.conn for session in self.sessions], encode(msg))

@@ -39,6 +39,8 @@ from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInpu
 
 __all__ = ["EngineHooks", "RoomState", "TickOutput"]
 
+NOT_A_MEMBER = "the room does not know this session (it left, or its node was out of touch)"
+
 
 @dataclass(frozen=True, slots=True)
 class EngineHooks:
@@ -59,6 +61,8 @@ class TickOutput:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     #: Pods whose telemetry was refused because the room was full.
     refused_pods: list[str] = field(default_factory=list)
+    #: Inputs of sessions the room does not know: (session, input kind, reason).
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -108,6 +112,10 @@ class RoomState:
     @property
     def online_pods(self) -> int:
         return sum(self._pods.values())
+
+    def nodes(self) -> set[str]:
+        """The nodes the room's sessions are connected to."""
+        return {info.node for info in self._sessions.values()}
 
     def sessions_on(self, node: str) -> list[str]:
         return sorted(s for s, info in self._sessions.items() if info.node == node)
@@ -193,13 +201,17 @@ class RoomState:
                 feed.append(DreamerLeft(info.name))
 
     def _say(self, item: StoryInput, out: TickOutput, feed: list[EngineInput]) -> None:
-        if item.session not in self._sessions:
-            return  # the author left before the line was applied
+        if item.session not in self._sessions:  # it left, or its node was declared dead
+            out.refused.append((item.session, "say", NOT_A_MEMBER))
+            return
         self._story.append((self.seq + 1, item.name, item.text))
         out.items.append({"kind": "said", "name": item.name, "text": item.text})
         feed.append(StoryLine(item.name, item.text))
 
     def _template(self, item: TemplateInput, out: TickOutput, feed: list[EngineInput]) -> None:
+        if item.session and item.session not in self._sessions:
+            out.refused.append((item.session, "template", NOT_A_MEMBER))
+            return
         if self._hooks is None:
             out.rejected.append((item.name, "this room runs no dream engine"))
             return
