@@ -9,6 +9,8 @@ through a real lease time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -451,3 +453,180 @@ async def test_take_is_one_attempt_at_a_time(world: World) -> None:
     results = await asyncio.gather(a.take("r"), a.take("r"))
     assert results == [True, True] and a.metrics.value("sleepsync_lease_takeovers_total") == 1
     assert await a.take("r")
+
+
+# ---------------------------------------------------------------- the loops, and odd corners
+class Outage(MemoryBackend):
+    """A memory backend that can be switched off: every call then fails."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.down = False
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name.startswith("_") or name in ("down", "start", "close") or not callable(attr):
+            return attr
+        if super().__getattribute__("down"):
+
+            async def fail(*args: object, **kwargs: object) -> Any:
+                raise BackendError("the store is unreachable")
+
+            return fail
+        return attr
+
+
+async def test_the_loops_degrade_in_an_outage_and_adopt_the_room_again() -> None:
+    import time as real_time
+
+    backend = Outage()
+    world = World(backend)
+    world.clock = real_time.monotonic  # type: ignore[assignment]
+    backend._clock = None  # the loop's clock, like a real node
+    health: list[bool] = []
+    a = RoomManager(
+        backend,
+        SETTINGS,
+        "a",
+        Metrics(),
+        tasks=Supervisor(),
+        on_health=lambda ok, _why: health.append(ok),
+    )
+    world.managers.append(a)
+    runner = asyncio.create_task(a.run())
+    try:
+        await world.join(a, "r", "s1", "lila")
+        await asyncio.sleep(0.3)
+        backend.down = True
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not a.owned:
+                break
+        assert health == [False] and a.owned == {}, "unsure of its lease: it stopped ticking"
+        backend.down = False
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if a.owned:
+                break
+        assert health == [False, True] and set(a.owned) == {"r"}
+        await a.submit("r", StoryInput("s1", "lila", "still here"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if await world.items("r", "said"):
+                break
+        assert [i["text"] for i in await world.items("r", "said")] == ["still here"]
+        assert a.metrics.value("sleepsync_backend_failures_total", op="lease") >= 1
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await world.close()
+
+
+async def test_garbage_in_the_inbox_is_counted_and_consumed(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await world.backend.push_input("r", b"\xc1 not an input")
+    await a.submit("r", StoryInput("s1", "lila", "fine"))
+    await a.tick_once()
+    assert a.metrics.value("sleepsync_inputs_invalid_total") == 1
+    assert [i["text"] for i in await world.items("r", "said")] == ["fine"]
+    assert await world.backend.read_inputs(["r"], 10) == {}
+
+
+async def test_an_install_that_lost_the_race_does_not_run_the_room(world: World) -> None:
+    a = world.node("a")
+    await world.backend.create_room("r", 10)
+    lease = await world.backend.acquire_lease("r", "a", 400)
+    assert lease is not None
+    await world.backend.release_lease(lease)
+    assert await world.backend.acquire_lease("r", "b", 400) is not None  # epoch moved on
+    assert not await a._install(lease)
+    assert a.owned == {} and a.metrics.value("sleepsync_fenced_appends_total") == 1
+
+
+async def test_a_refused_snapshot_steps_down(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    room = world.backend._rooms["r"]
+    room.epoch += 1  # a newer owner, as the store sees it
+    for _ in range(SETTINGS.snapshot_every):
+        if "r" in a.owned:
+            a.owned["r"].runner.epoch = room.epoch  # (its appends still pass)
+            a.owned["r"].lease = dataclasses.replace(a.owned["r"].lease, epoch=room.epoch - 1)
+        await a.tick_once()
+    assert a.owned == {}
+
+
+async def test_a_rebuild_retries_a_failing_store_then_gives_up_a_lost_lease(world: World) -> None:
+    backend = Outage()
+    world = World(backend)
+    a = world.node("a")
+    try:
+        await a.maintain()
+        await a.open_room("r")
+        lease = a.owned["r"].lease
+        backend.down = True
+        a._reinstall(lease, "test")
+        await asyncio.sleep(0.15)
+        assert a.owned == {} and "r" in a._reinstalling
+        backend.down = False
+        await asyncio.sleep(0.2)
+        assert set(a.owned) == {"r"} and not a._reinstalling
+        # The lease is gone meanwhile: the rebuild stops, nobody runs the room here.
+        await a.release_all()
+        a._reinstall(lease, "test")
+        await asyncio.sleep(0.1)
+        assert a.owned == {} and not a._reinstalling
+    finally:
+        await world.close()
+
+
+async def test_a_paused_owner_lets_its_tick_run_before_maintenance(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await a.open_room("r")
+    epoch = a.owned["r"].lease.epoch
+    world.clock.advance(LEASE * 2)  # stalled: no tick, no renewal
+    maintaining = asyncio.create_task(a.maintain())
+    await asyncio.sleep(0.01)
+    assert not maintaining.done(), "it waits for the tick loop first"
+    await a.tick_once()
+    await maintaining
+    assert a.owned["r"].lease.epoch == epoch + 1, "the lease was lost, then adopted again"
+
+
+async def test_no_one_takes_a_room_left_for_others_so_the_opener_does(world: World) -> None:
+    a, b = world.node("a"), world.node("b")
+    await a.maintain()
+    await b.maintain()
+    await b.open_room("r1")
+    await b.open_room("r2")  # b is over its share, and a never adopts
+    assert set(b.owned) == {"r1", "r2"}
+
+
+async def test_a_member_of_a_full_room_cannot_come_back(world: World) -> None:
+    world.settings = dataclasses.replace(SETTINGS, room_capacity=1)
+    a, b = world.node("a"), world.node("b")
+    await a.maintain()
+    await b.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await world.backend.leave_presence("r", "s1")  # (the janitor of a dead node's owner)
+    await world.backend.join_presence("r", Member("s2", "rico", "dreamer", "b"), 1)
+    await a.maintain()
+    await a.maintain()  # missing twice: registered again, but the room is full
+    assert await world.members("r") == ["rico"]
+
+
+async def test_leaves_wait_in_a_bounded_queue(world: World, monkeypatch: Any) -> None:
+    import sleepsync.server.rooms as rooms_module
+
+    monkeypatch.setattr(rooms_module, "UNSENT_LEAVES", 1)
+    a = world.node("a")
+    await world.backend.create_room("r", 10)
+    world.backend._rooms["r"].inbox.extend((0, b"") for _ in range(10_000))  # full
+    await a.submit("r", MemberLeave("s1"))
+    await a.submit("r", MemberLeave("s2"))
+    assert list(a._unsent_leaves) == [("r", "s1")]
