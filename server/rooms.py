@@ -3,6 +3,7 @@
 How it works. :class:`RoomManager` composes small parts and does the I/O
 between them and the backend:
 
+- :mod:`.outbox` — local clients' inputs on their way to the owners.
 - :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
 - :mod:`.scheduler` — which rooms tick when (slots of the tick period).
 - :mod:`.ownership` — leases, the node's liveness, fair share, health.
@@ -24,13 +25,10 @@ their events in one call; each commit also removes the inputs its tick
 consumed, in the same atomic, fenced operation (consume on commit), so an
 owner that lost its lease while paused leaves those inputs to the new owner.
 
-Inputs. Every input of a local client goes through :meth:`RoomManager.submit`,
-which either queues it for the owner or raises an ``InputRefused`` for the
-sender. The manager remembers the joins of local sessions: when this node's
-heartbeat lapsed (others may have counted it dead and removed its members),
-it registers them again (presence and a ``MemberJoin``) before it forwards
-any more input; a member missing from presence on two rounds in a row is
-registered again too. A leave that could not be sent is kept and retried.
+Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
+(:mod:`.outbox`): it is queued for the owner, or refused with an error for
+its sender; a node that lost touch registers its members again before it
+forwards any more.
 
 Many nodes: each maintenance round (every lease TTL / 3) the node beats,
 renews its leases, lets the janitor clean up, and adopts unowned rooms up
@@ -56,22 +54,20 @@ from .backend.base import (
     BackendError,
     Commit,
     InboxEntry,
-    InputRefused,
     Lease,
-    Member,
-    RoomMissing,
 )
 from .config import Settings
-from .inputs import ExternalInput, MemberJoin, MemberLeave, RoomInput, decode_input, encode_input
+from .inputs import ExternalInput, MemberLeave, RoomInput, decode_input
 from .janitor import Janitor
 from .metrics import Metrics
+from .outbox import Outbox
 from .ownership import HealthSink, Ownership
 from .room_state import EngineHooks, RoomState
 from .runner import RoomRunner
 from .scheduler import Slot, TickScheduler
 from .supervisor import Supervisor
 
-__all__ = ["NodeLapsed", "OwnedRoom", "RoomManager"]
+__all__ = ["OwnedRoom", "RoomManager"]
 
 log = logging.getLogger("sleepsync.rooms")
 
@@ -79,23 +75,12 @@ INBOX_BATCH = 256
 REPLAY_BATCH = 512
 #: Bound on external inputs (telemetry) waiting for one room's next tick.
 EXTERNAL_QUEUE = 4096
-#: Bound on leaves waiting to be sent again after a failure.
-UNSENT_LEAVES = 10_000
 #: Seconds between two polls while waiting for another node to take a room.
 POLL = 0.05
-
-#: What sending an input may raise that the sender (or a retry) has to handle.
-SendErrors = (InputRefused, BackendError)
 
 CueSink = Callable[[str, list[Cue]], None]
 #: Called with (room, owned) when this node starts or stops owning a room.
 OwnershipSink = Callable[[str, bool], None]
-
-
-class NodeLapsed(InputRefused):
-    """This node lost touch with the others for longer than its heartbeat lives."""
-
-    code = "node_lapsed"
 
 
 @dataclass(eq=False, slots=True)
@@ -141,6 +126,7 @@ class RoomManager:
         self.ownership = Ownership(
             backend, settings, node_id, metrics, clock=clock, on_health=on_health
         )
+        self.outbox = Outbox(backend, settings, metrics, self.ownership)
         self.janitor = Janitor(settings.room_idle_seconds)
         self._clock = clock
         self._on_cues = on_cues
@@ -150,12 +136,6 @@ class RoomManager:
         #: Clock time of the last completed tick, and an event set after each tick.
         self._ticked_at = clock()
         self._ticked = asyncio.Event()
-        #: The joins of this node's sessions, per room; and presence misses seen last round.
-        self._members: dict[str, dict[str, MemberJoin]] = {}
-        self._missing: set[tuple[str, str]] = set()
-        self._unsent_leaves: dict[tuple[str, str], MemberLeave] = {}
-        #: Set (and replaced) after each round that confirmed the node's registration.
-        self._registered = asyncio.Event()
 
     @property
     def healthy(self) -> bool:
@@ -163,59 +143,12 @@ class RoomManager:
 
     # ------------------------------------------------------------ inputs
     async def submit(self, room: str, item: RoomInput) -> None:
-        """Queue a local client's input for the room's owner.
+        """Queue a local client's input for the room's owner (see :mod:`.outbox`).
 
         Raises an ``InputRefused`` (room unknown, inbox full, node out of
-        touch) or ``BackendError`` for the gateway to tell the sender. A leave
-        never raises: one that cannot be sent now is sent again later.
+        touch) or ``BackendError`` for the gateway to tell the sender.
         """
-        if isinstance(item, MemberJoin):
-            self._members.setdefault(room, {})[item.session] = item
-        elif isinstance(item, MemberLeave):
-            self._forget_member(room, item.session)
-            try:
-                await self._push(room, item)
-            except SendErrors:
-                self._keep_leave(room, item)
-            return
-        await self._push(room, item)
-
-    async def _push(self, room: str, item: RoomInput) -> None:
-        if self.ownership.lapsed():
-            await self._until_registered()
-        self.metrics.backend_ops.labels("push_input").inc()
-        try:
-            await self.backend.push_input(room, encode_input(item))
-        except RoomMissing:
-            if not isinstance(item, MemberLeave):
-                raise  # (a leave from a room that is gone has nothing left to do)
-
-    async def _until_registered(self) -> None:
-        """Wait (a lease TTL at most) until the node is in touch again and its
-        members are registered; else refuse."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.settings.lease_ttl_ms / 1000
-        while self.ownership.lapsed():
-            remaining = end - loop.time()
-            if remaining <= 0:
-                raise NodeLapsed(
-                    "this server lost touch with the others for a moment; send it again"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._registered.wait(), remaining)
-
-    def _forget_member(self, room: str, session: str) -> None:
-        members = self._members.get(room)
-        if members is not None:
-            members.pop(session, None)
-            if not members:
-                del self._members[room]
-
-    def _keep_leave(self, room: str, leave: MemberLeave) -> None:
-        if len(self._unsent_leaves) >= UNSENT_LEAVES:
-            log.error("too many leaves waiting to be sent; %s stays in %s", leave.session, room)
-            return
-        self._unsent_leaves[(room, leave.session)] = leave
+        await self.outbox.submit(room, item)
 
     def add_external(self, room: str, item: ExternalInput) -> bool:
         """Queue telemetry or pod state for the room's next tick (owner only)."""
@@ -520,11 +453,10 @@ class RoomManager:
         for lease in await self.ownership.renew([o.lease for o in self.owned.values()]):
             self.step_down(lease.room, "lease lost")
         rooms = await self.backend.list_rooms()
-        await self._register(set(rooms), force=lapsed)
+        await self.outbox.register(set(rooms), force=lapsed)
         self.ownership.confirm(beat_at)
-        self._registered.set()
-        self._registered = asyncio.Event()
-        await self._send_unsent_leaves()
+        self.outbox.registered()
+        await self.outbox.send_leaves()
         live = await self.ownership.live_nodes()
         await self._sweep(live)
         share = self.ownership.share(len(rooms), len(live))
@@ -533,45 +465,6 @@ class RoomManager:
             if len(self.owned) >= share:
                 break
             await self.take(room)
-
-    async def _register(self, rooms: set[str], *, force: bool) -> None:
-        """Join this node's members again where presence lost them: at once after
-        a lapse (``force``), else when missing on two rounds in a row."""
-        local = [room for room in self._members if room in rooms]
-        presences = await self.backend.presences(local) if local else {}
-        missing: set[tuple[str, str]] = set()
-        for room in local:
-            present = {m.session for m in presences.get(room, ())}
-            for session in self._members.get(room, {}):
-                if session not in present:
-                    missing.add((room, session))
-        again = missing if force else missing & self._missing
-        self._missing = missing - again
-        for room, session in sorted(again):
-            join = self._members.get(room, {}).get(session)
-            if join is None:
-                continue
-            log.info("registering %s in room %s again (this node was out of touch)", session, room)
-            member = Member(join.session, join.name, join.role, join.node)
-            if not await self.backend.join_presence(room, member, self.settings.room_capacity):
-                log.warning("room %s is full now: %s could not come back", room, session)
-                continue
-            self.metrics.backend_ops.labels("push_input").inc()
-            try:
-                await self.backend.push_input(room, encode_input(join))
-            except InputRefused as exc:  # next round tries again
-                log.warning("could not register %s in room %s again: %s", session, room, exc)
-                await self.backend.leave_presence(room, session)
-
-    async def _send_unsent_leaves(self) -> None:
-        for key, leave in list(self._unsent_leaves.items()):
-            room, _session = key
-            try:
-                await self._push(room, leave)
-            except SendErrors as exc:
-                log.debug("a leave from %s still waits: %s", room, exc)
-                return
-            del self._unsent_leaves[key]
 
     async def _sweep(self, live: set[str]) -> None:
         """Carry out the janitor's round over the owned rooms."""

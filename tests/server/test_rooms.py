@@ -34,8 +34,9 @@ from sleepsync.server.dream import engine_hooks
 from sleepsync.server.engine.api import PodOffline
 from sleepsync.server.inputs import MemberJoin, MemberLeave, StoryInput
 from sleepsync.server.metrics import Metrics
+from sleepsync.server.outbox import NodeLapsed
 from sleepsync.server.room_state import EngineHooks
-from sleepsync.server.rooms import EXTERNAL_QUEUE, NodeLapsed, RoomManager
+from sleepsync.server.rooms import EXTERNAL_QUEUE, RoomManager
 from sleepsync.server.supervisor import Supervisor
 
 from nodes import ManualClock
@@ -327,7 +328,7 @@ async def test_inputs_into_a_missing_room_or_a_full_inbox_are_refused() -> None:
         await a.tick_once()
         await a.maintain()
         [entry] = (await world.backend.read_inputs(["r"], 100))["r"]
-        assert entry.data and a._unsent_leaves == {}
+        assert entry.data and a.outbox._unsent_leaves == {}
     finally:
         await world.close()
 
@@ -621,12 +622,12 @@ async def test_a_member_of_a_full_room_cannot_come_back(world: World) -> None:
 
 
 async def test_leaves_wait_in_a_bounded_queue(world: World, monkeypatch: Any) -> None:
-    import sleepsync.server.rooms as rooms_module
+    import sleepsync.server.outbox as outbox_module
 
-    monkeypatch.setattr(rooms_module, "UNSENT_LEAVES", 1)
+    monkeypatch.setattr(outbox_module, "UNSENT_LEAVES", 1)
     a = world.node("a")
     await world.backend.create_room("r", 10)
     world.backend._rooms["r"].inbox.extend((0, b"") for _ in range(10_000))  # full
     await a.submit("r", MemberLeave("s1"))
     await a.submit("r", MemberLeave("s2"))
-    assert list(a._unsent_leaves) == [("r", "s1")]
+    assert list(a.outbox._unsent_leaves) == [("r", "s1")]
