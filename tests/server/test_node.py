@@ -213,3 +213,10 @@ async def test_failover_between_two_nodes_in_one_process() -> None:
     finally:
         await b.stop()
         await a.stop()
+
+
+async def test_a_new_room_first_snapshot_carries_the_real_epoch() -> None:
+    async with running_node() as node, Recorder(RoomClient(node.url, "fresh", "lila")) as lila:
+        await wait_for(lambda: bool(lila.events()), what="events")
+        [snapshot] = lila.of_type(Snapshot)
+        assert snapshot.epoch > 0 and snapshot.epoch == lila.events()[0].epoch
