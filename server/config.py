@@ -96,7 +96,9 @@ class Settings:
         0, "rooms a node may own beyond its fair share (rooms / live nodes)", minimum=0
     )
     inbox_limit: int = _setting(
-        10000, "inputs waiting in one room's inbox; when full the oldest is dropped", minimum=10
+        10000,
+        "inputs waiting in one room's inbox; when full, new ones are refused with an error",
+        minimum=10,
     )
     close_timeout: float = _setting(
         5.0,

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import secrets
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from sleepsync.protocol.codec import decode, encode
@@ -55,7 +55,7 @@ from sleepsync.protocol.wire import Limits
 from .backend.base import Backend, Member
 from .config import Settings
 from .fanout import Fanout, RoomUnavailable, Subscriber
-from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput, encode_input
+from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
@@ -215,7 +215,7 @@ class Gateway:
             elif isinstance(request, TellStory):
                 await self._push(request.room, StoryInput(link.id, request.name, request.text))
             elif isinstance(request, ApplyTemplate):
-                await self._upload(request)
+                await self._upload(link, request)
             else:  # FetchRooms
                 return session.listed(await self._list_rooms())
         except SleepSyncError as exc:
@@ -262,15 +262,18 @@ class Gateway:
         await self._push(room, MemberLeave(link.id))
 
     async def _push(self, room: str, item: RoomInput) -> None:
-        """The one way an input reaches a room (its owner, maybe on another node)."""
-        self.metrics.backend_ops.labels("push_input").inc()
-        await self.backend.push_input(room, encode_input(item))
+        """The one way an input reaches a room (its owner, maybe on another node).
 
-    async def _upload(self, request: ApplyTemplate) -> None:
+        Raises :class:`InputRefused` when the room cannot take it now: the
+        sender is told, the input is never dropped silently.
+        """
+        await self.rooms.submit(room, item)
+
+    async def _upload(self, link: Connection, request: ApplyTemplate) -> None:
         if self.hooks is None:
             raise TemplateInvalid("$", "this server runs no dream engine")
         self.hooks.parse_template(request.text, request.format)  # raises TemplateInvalid
-        item = TemplateInput(request.name, request.format, request.text)
+        item = TemplateInput(request.name, request.format, request.text, link.id)
         await self._push(request.room, item)
 
     async def _list_rooms(self) -> Rooms:
@@ -318,10 +321,7 @@ class Gateway:
             self.degraded = status
         self.tasks.spawn(self.tell_all(status), "status")
 
+    # ------------------------------------------------------------ shutdown
     async def tell_all(self, msg: Message) -> None:
-        frame = encode(msg)
-        for link in list(self.sessions):
-            try:
-                await asyncio.wait_for(link.conn.send(frame), timeout=1.0)
-            except (ConnectionClosed, TimeoutError):
-                continue
+        """One broadcast to every client: a client that does not read delays no one."""
+        broadcast([session.conn for session in self.sessions], encode(msg))

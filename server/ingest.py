@@ -31,7 +31,8 @@ trusting ``--mqtt-ca-file`` (or the system's CAs); the password may come from
 
 A lost connection is retried forever with capped exponential backoff and
 jitter; subscriptions are made again on each new connection (clean session),
-and the websocket side keeps serving meanwhile. Telemetry published while the
+and the websocket side keeps serving meanwhile. On shutdown, :meth:`Ingest.close`
+waits for a subscription in flight before the node cancels the ingest. Telemetry published while the
 connection is down is lost and shows up as gaps.
 
 Limits: aiomqtt's incoming queue holds ``mqtt_queue`` messages (the oldest is
@@ -157,6 +158,8 @@ class Ingest:
         self._cues_sent = asyncio.Event()
         self._last_status: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._discovery: OrderedDict[str, float] = OrderedDict()
+        #: Held while a (un)subscription is in flight, and for good by :meth:`close`.
+        self._subscribing = asyncio.Lock()
         #: True while connected; ``connections`` counts successful connects.
         self.connected = False
         self.connections = 0
@@ -217,7 +220,8 @@ class Ingest:
             backoff.reset()
             self.subscribed.clear()
             if self.settings.mqtt_discover_rooms:
-                await client.subscribe(ALL_STATUS, qos=1)
+                async with self._subscribing:
+                    await client.subscribe(ALL_STATUS, qos=1)
             self.connected = True
             self.connections += 1
             self.metrics.mqtt_connected.set(1)
@@ -243,14 +247,15 @@ class Ingest:
         while True:
             await self._rooms_changed.wait()
             self._rooms_changed.clear()
-            for room in sorted(self.wanted - self.subscribed):
-                await client.subscribe([(f, 1) for f in self._filters(room)])
-                self.subscribed.add(room)
-                log.debug("subscribed to room %s", room)
-            for room in sorted(self.subscribed - self.wanted):
-                await client.unsubscribe(list(self._filters(room)))
-                self.subscribed.discard(room)
-                log.debug("unsubscribed from room %s", room)
+            async with self._subscribing:
+                for room in sorted(self.wanted - self.subscribed):
+                    await client.subscribe([(f, 1) for f in self._filters(room)])
+                    self.subscribed.add(room)
+                    log.debug("subscribed to room %s", room)
+                for room in sorted(self.subscribed - self.wanted):
+                    await client.unsubscribe(list(self._filters(room)))
+                    self.subscribed.discard(room)
+                    log.debug("unsubscribed from room %s", room)
 
     def _filters(self, room: str) -> tuple[str, ...]:
         telemetry, status = room_filters(room)
@@ -397,6 +402,15 @@ class Ingest:
         if room in self.rooms.owned:
             self.metrics.rooms_discovered.inc()
             log.info("opened room %s for its pods", room)
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """Before the node cancels the ingest: let a (un)subscription in flight
+        finish (``timeout`` at most), then start no other. Cancelled mid-flight,
+        aiomqtt would forget the request and log its broker's answer as an error.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._subscribing.acquire()
 
     async def drain_cues(self, timeout: float = 1.0) -> None:
         """Wait (a little) until queued cues are published: for a clean stop."""

@@ -54,11 +54,15 @@ class StoryInput:
 
 @dataclass(frozen=True, slots=True)
 class TemplateInput:
-    """An already validated template upload (the receiving node checked it)."""
+    """An already validated template upload (the receiving node checked it).
+
+    ``session`` is the uploader's ("" in records stored before it was kept).
+    """
 
     name: str
     format: TemplateFormat
     text: str
+    session: str = ""
 
 
 RoomInput: TypeAlias = MemberJoin | MemberLeave | StoryInput | TemplateInput
@@ -78,7 +82,13 @@ def encode_input(item: RoomInput) -> bytes:
     elif isinstance(item, StoryInput):
         fields = {"k": "say", "s": item.session, "n": item.name, "x": item.text}
     else:
-        fields = {"k": "template", "n": item.name, "f": item.format, "x": item.text}
+        fields = {
+            "k": "template",
+            "n": item.name,
+            "f": item.format,
+            "x": item.text,
+            "s": item.session,
+        }
     return msgpack.packb(fields, use_bin_type=True)
 
 
@@ -96,7 +106,7 @@ def decode_input(data: bytes) -> RoomInput:
             return StoryInput(str(m["s"]), str(m["n"]), str(m["x"]))
         if kind == "template":
             fmt: TemplateFormat = "json" if m["f"] == "json" else "toml"
-            return TemplateInput(str(m["n"]), fmt, str(m["x"]))
+            return TemplateInput(str(m["n"]), fmt, str(m["x"]), str(m.get("s", "")))
     except Exception as exc:
         raise DecodeError("malformed room input") from exc
     raise DecodeError(f"unknown room input kind {kind!r}")

@@ -1,9 +1,19 @@
 """A server node: the websocket gateway, rooms, fan-out and HTTP endpoints.
 
-``Node`` composes the parts around one backend and runs them under one
-TaskGroup. ``GET /healthz`` says the process is alive, ``GET /readyz`` that
-it serves (503 while starting or shutting down), ``GET /metrics`` gives the
-Prometheus counters; all on the websocket port.
+``Node`` composes the parts around one backend. Every background task of
+the node is spawned through its one :class:`~.supervisor.Supervisor`
+(``node.tasks``), so :meth:`Node.stop` ends them all: nothing of the node
+is alive once it returns.
+
+HTTP, on the websocket port: ``GET /healthz`` says the process is alive,
+``GET /readyz`` that it serves (503 from the moment the port is bound while
+the backend and broker start, and again while shutting down), ``GET
+/metrics`` gives the Prometheus counters. Any other plain HTTP request gets
+404; a websocket handshake before the node serves gets 503.
+
+Shutdown (:meth:`Node.stop`) is bounded by ``shutdown_grace``: clients are
+told with one broadcast, asked to close, and whoever has not finished
+closing when the grace ends (a client that stopped reading) is cut off.
 """
 
 from __future__ import annotations
@@ -13,12 +23,15 @@ import contextlib
 import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from sleepsync.protocol.messages import Status
 from sleepsync.protocol.telemetry import Cue
@@ -42,6 +55,9 @@ __all__ = ["Node"]
 
 log = logging.getLogger("sleepsync.node")
 
+#: Seconds the node waits, after the grace, for its connection handlers to end.
+STOP_MARGIN = 1.0
+
 
 class Node:
     """One SleepSync server process (or one of several sharing a backend)."""
@@ -54,12 +70,15 @@ class Node:
         hooks: EngineHooks | None = None,
         engine: bool = True,
         mqtt: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``engine=False`` runs rooms without dream dynamics (membership and story only).
 
         ``mqtt=False`` runs no MQTT ingest and no embedded broker (tests that need
         no pods). With ``mqtt=True`` the node ingests pod telemetry from
         ``settings.mqtt_url``, or from an embedded broker it starts when that is empty.
+        ``clock`` (monotonic seconds) times the rooms' ticks, leases and
+        heartbeats; tests share one they can move forward between nodes.
         """
         self.settings = settings
         if hooks is None and engine:
@@ -88,6 +107,7 @@ class Node:
             on_ownership=self._on_ownership,
             on_health=self._on_health,
             tasks=self.tasks,
+            clock=clock,
         )
         self.broker: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None
@@ -161,28 +181,37 @@ class Node:
                 [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
             )
             return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        if not self.ready:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
         return None
 
     async def start(self) -> None:
-        if self.broker is not None and self.ingest is not None:
-            await self.broker.start()  # raises BrokerUnavailable, in one sentence
-            self.ingest.broker = BrokerUrl(self.broker.host, self.broker.port)
+        """Bind the port (``/readyz`` says 503), start the broker and the backend,
+        run the parts, then serve."""
+        s = self.settings
+        self._server = await serve(
+            self.gateway.handle,
+            s.host,
+            s.port,
+            process_request=self._http,
+            max_size=s.max_frame_bytes,
+            max_queue=16,
+            compression=None,
+            close_timeout=s.close_timeout,
+            ping_interval=20,
+            ping_timeout=20,
+        )
         try:
+            if self.broker is not None and self.ingest is not None:
+                await self.broker.start()  # raises BrokerUnavailable, in one sentence
+                self.ingest.broker = BrokerUrl(self.broker.host, self.broker.port)
             await self.backend.start()
-            s = self.settings
-            self._server = await serve(
-                self.gateway.handle,
-                s.host,
-                s.port,
-                process_request=self._http,
-                max_size=s.max_frame_bytes,
-                max_queue=16,
-                compression=None,
-                close_timeout=s.close_timeout,
-                ping_interval=20,
-                ping_timeout=20,
-            )
         except BaseException:
+            server, self._server = self._server, None
+            server.close()
+            await server.wait_closed()
             if self.broker is not None:
                 await self.broker.stop()
             raise
@@ -198,29 +227,46 @@ class Node:
                 tg.create_task(self.ingest.run())
 
     async def stop(self) -> None:
-        """Stop accepting, tell clients, close them cleanly, hand rooms back."""
+        """Stop accepting, tell clients, close them (within ``shutdown_grace``),
+        end every task of the node, hand rooms back."""
         self.ready = False
         if self._server is None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace
         server, self._server = self._server, None
         server.close(close_connections=False)  # stop accepting
         await self.gateway.tell_all(Status("shutting_down", "the server is shutting down"))
-        closing = [
-            session.conn.close(1001, "server shutting down") for session in self.gateway.sessions
-        ]
-        if closing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.shutdown_grace):
-                    await asyncio.gather(*closing, return_exceptions=True)
-        await server.wait_closed()
+        await self._close_clients(deadline)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_MARGIN):
+                await server.wait_closed()  # the handlers record their clients leaving
         if self.ingest is not None:
-            await self.ingest.drain_cues()
+            await self.ingest.close()
+            await self.ingest.drain_cues(max(0.0, min(1.0, deadline - loop.time())))
         await self.tasks.stop()
         await self.rooms.release_all()
         await self.backend.close()
         if self.broker is not None:
             await self.broker.stop()
         log.info("node %s stopped", self.node_id)
+
+    async def _close_clients(self, deadline: float) -> None:
+        """Close every connection with 1001; cut off whoever is not done by ``deadline``."""
+        conns = [session.conn for session in self.gateway.sessions]
+        if not conns:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await asyncio.gather(
+                    *(conn.close(1001, "server shutting down") for conn in conns),
+                    return_exceptions=True,
+                )
+        late = [conn for conn in conns if conn.state is not State.CLOSED]
+        if late:
+            log.info("cutting off %d client(s) that did not close in time", len(late))
+        for conn in late:
+            conn.transport.abort()
 
     async def __aenter__(self) -> Node:
         await self.start()

@@ -7,8 +7,10 @@ turns membership changes and story lines into event items (``joined``,
 ``left``, ``said``, ``pod_online``, ``pod_offline``), hands the dream engine
 its share of the inputs, and returns every item of the tick plus the
 engine's cues for pods: first the room's own items in input order, then the
-engine's, then a ``template_rejected`` item for each template upload the
-room could not apply. Items are the typed values of
+engine's, then an ``input_refused`` item for each story line or template
+from a session the room does not know (it left, or its node was declared
+dead: never dropped silently) and a ``template_rejected`` item for each
+template upload the room could not apply. Items are the typed values of
 :mod:`sleepsync.protocol.events`; a tick with any item gets the next seq,
 and the runtime encodes the items as that seq's event frame. ``snapshot``/``restore`` carry
 the whole state, engine included, to a new owner.
@@ -26,6 +28,7 @@ import msgpack
 from sleepsync.protocol.errors import TemplateInvalid
 from sleepsync.protocol.events import (
     EventItem,
+    InputRefused,
     MemberJoined,
     MemberLeft,
     PodCameOnline,
@@ -51,6 +54,8 @@ from .engine.api import (
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
 
 __all__ = ["EngineHooks", "RoomState", "TickOutput"]
+
+NOT_A_MEMBER = "the room does not know this session (it left, or its node was out of touch)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,10 @@ class RoomState:
     def online_pods(self) -> int:
         return sum(self._pods.values())
 
+    def nodes(self) -> set[str]:
+        """The nodes the room's sessions are connected to."""
+        return {info.node for info in self._sessions.values()}
+
     def sessions_on(self, node: str) -> list[str]:
         return sorted(s for s, info in self._sessions.items() if info.node == node)
 
@@ -135,7 +144,8 @@ class RoomState:
         """Apply one tick's inputs, in arrival order, and step the engine once."""
         out = TickOutput()
         feed: list[EngineInput] = []
-        rejected: list[TemplateRejected] = []
+        #: Items that close the tick, after the engine's: refused inputs, rejected templates.
+        late: list[EventItem] = []
         for external in engine_inputs:
             if self._admit(external, out):
                 feed.append(external)
@@ -145,15 +155,15 @@ class RoomState:
             elif isinstance(item, MemberLeave):
                 self._leave(item.session, out, feed)
             elif isinstance(item, StoryInput):
-                self._say(item, out, feed)
+                self._say(item, out, late, feed)
             elif isinstance(item, TemplateInput):
-                self._template(item, rejected, feed)
+                self._template(item, late, feed)
         self.tick += 1
         if self.engine is not None:  # time passes for the dream even in a quiet tick
             result = self.engine.step(feed)
             out.items.extend(result.events)
             out.cues.extend(result.cues)
-        out.items.extend(rejected)
+        out.items.extend(late)
         if out.items:
             self.seq += 1
             out.seq = self.seq
@@ -205,23 +215,29 @@ class RoomState:
             if info.role == "dreamer":
                 feed.append(DreamerLeft(info.name))
 
-    def _say(self, item: StoryInput, out: TickOutput, feed: list[EngineInput]) -> None:
-        if item.session not in self._sessions:
-            return  # the author left before the line was applied
+    def _say(
+        self, item: StoryInput, out: TickOutput, late: list[EventItem], feed: list[EngineInput]
+    ) -> None:
+        if item.session not in self._sessions:  # it left, or its node was declared dead
+            late.append(InputRefused(item.session, "say", NOT_A_MEMBER))
+            return
         self._story.append((self.seq + 1, item.name, item.text))
         out.items.append(Said(item.name, item.text))
         feed.append(StoryLine(item.name, item.text))
 
     def _template(
-        self, item: TemplateInput, rejected: list[TemplateRejected], feed: list[EngineInput]
+        self, item: TemplateInput, late: list[EventItem], feed: list[EngineInput]
     ) -> None:
+        if item.session and item.session not in self._sessions:
+            late.append(InputRefused(item.session, "template", NOT_A_MEMBER))
+            return
         if self._hooks is None:
-            rejected.append(TemplateRejected(item.name, "this room runs no dream engine"))
+            late.append(TemplateRejected(item.name, "this room runs no dream engine"))
             return
         try:
             template = self._hooks.parse_template(item.text, item.format)
         except TemplateInvalid as exc:  # checked at the gateway; re-checked for safety
-            rejected.append(TemplateRejected(item.name, exc.message))
+            late.append(TemplateRejected(item.name, exc.message))
             return
         feed.append(TemplateUploaded(item.name, template))
 

@@ -1,27 +1,40 @@
-"""Room ownership and the tick loop of the rooms a node owns.
+"""The rooms of one node: inputs to their owners, and the rooms this node owns.
 
-How it works: a node owns a room while it holds the room's lease (see
-``backend.base``). Taking a room restores its last snapshot and replays the
-events stored after it (each event keeps its tick's inputs), so the state
-continues exactly where the previous owner left it. Once per tick period one
-loop ticks every owned room: it drains the rooms' inboxes in one backend call,
-applies each room's inputs, encodes each room's event frame once, and appends
-all frames in one backend call. A room whose tick raises is reloaded from its
-last snapshot; the node and the other rooms go on. An append refused for a
-stale epoch, or a lease that could not be renewed, makes the node step down
-from that room at once.
+How it works. :class:`RoomManager` composes small parts and does the I/O
+between them and the backend:
 
-Many nodes: every node sends a heartbeat each lease TTL / 3 and adopts
-unowned rooms (their owner died and the lease expired) up to its fair share,
-``ceil(rooms / live nodes) + room_share_slack``; a room opened by a join is
-taken by the joining node when it is under its share, else left to a node
-that is (and taken anyway if no one has within one lease TTL). The owner
-removes the members of nodes that stopped beating. When the backend fails,
-the node reports itself degraded (``on_health``); once it can no longer be
-sure of its leases (renewals failing for a lease TTL) it stops ticking its
-rooms, and re-adopts them when the backend returns. A tick whose append
-failed on the backend reloads its rooms from the store before ticking them
-again, so nothing it computed but could not store is ever built upon.
+- :mod:`.outbox` — local clients' inputs on their way to the owners.
+- :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
+- :mod:`.scheduler` — which rooms tick when (slots of the tick period).
+- :mod:`.ownership` — leases, the node's liveness, fair share, health.
+- :mod:`.janitor` — members of dead nodes leave; empty rooms go.
+
+Owning. :meth:`RoomManager.take` acquires a room's lease; ``_install`` is the
+one way a room becomes owned, for a takeover and for a rebuild alike: it
+restores the last snapshot, replays the events stored after it (each keeps
+its tick's inputs), and stores a fresh snapshot, fenced, which proves the
+lease epoch is still current. A tick that raised, or whose append failed on
+the backend, steps the room down and installs it again under the same lease,
+so nothing computed but not stored is ever built upon. An append refused for
+a stale epoch, or a lease that could not be renewed, steps the node down
+from the room at once.
+
+Ticking. Once per slot (see :mod:`.scheduler`) the node reads the inboxes of
+the slot's rooms in one backend call, runs each room's tick, and commits all
+their events in one call; each commit also removes the inputs its tick
+consumed, in the same atomic, fenced operation (consume on commit), so an
+owner that lost its lease while paused leaves those inputs to the new owner.
+
+Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
+(:mod:`.outbox`): it is queued for the owner, or refused with an error for
+its sender; a node that lost touch registers its members again before it
+forwards any more.
+
+Many nodes: each maintenance round (every lease TTL / 3) the node beats,
+renews its leases, lets the janitor clean up, and adopts unowned rooms up
+to its fair share; a room opened by a join is taken by the joining node
+when it is under its share, else left to a node that is (and taken anyway
+if no one has within one lease TTL).
 """
 
 from __future__ import annotations
@@ -29,29 +42,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import random
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sleepsync.protocol.codec import encode
 from sleepsync.protocol.errors import DecodeError, TooManyRooms
-from sleepsync.protocol.messages import Event, Snapshot
 from sleepsync.protocol.telemetry import Cue
 
-from .backend.base import Backend, BackendError, Fenced, Lease, RoomSnapshot, StoredEvent
-from .config import Settings
-from .inputs import (
-    ExternalInput,
-    RoomInput,
-    decode_input,
-    decode_tick,
-    encode_tick,
+from .backend.base import (
+    Backend,
+    BackendError,
+    Commit,
+    InboxEntry,
+    Lease,
 )
+from .config import Settings
+from .inputs import ExternalInput, MemberLeave, RoomInput, decode_input
+from .janitor import Janitor
 from .metrics import Metrics
+from .outbox import Outbox
+from .ownership import HealthSink, Ownership
 from .room_state import EngineHooks, RoomState
+from .runner import RoomRunner
+from .scheduler import Slot, TickScheduler
 from .supervisor import Supervisor
 
 __all__ = ["OwnedRoom", "RoomManager"]
@@ -62,51 +75,32 @@ INBOX_BATCH = 256
 REPLAY_BATCH = 512
 #: Bound on external inputs (telemetry) waiting for one room's next tick.
 EXTERNAL_QUEUE = 4096
-
-
-@dataclass(slots=True)
-class OwnedRoom:
-    state: RoomState
-    lease: Lease
-    #: Epoch of the newest event (the owner that wrote it), for snapshots.
-    last_epoch: int = 0
-    external: list[ExternalInput] = field(default_factory=list)
-    external_dropped: int = 0
-    empty_since: float | None = None
-    #: Inputs the owner itself adds (leaves of members of dead nodes), next tick.
-    pending: list[RoomInput] = field(default_factory=list)
-
-
-#: Shortest interval between two tick slots, in seconds.
-MIN_SLOT_S = 0.005
-#: Most slots a tick period is split into.
-MAX_SLOTS = 16
-
-
-def tick_slots(tick_hz: float) -> int:
-    """How many slots one tick period is split into.
-
-    Rooms tick at a phase of their own (their slot), not all at the same
-    instant: a node with many rooms then writes a steady stream of frames
-    instead of one burst per period, which keeps fan-out latency low.
-    """
-    return max(1, min(MAX_SLOTS, int(1.0 / (tick_hz * MIN_SLOT_S))))
-
-
-def room_slot(room: str, slots: int) -> int:
-    """The slot of ``room``: stable on every node and every run."""
-    return zlib.crc32(room.encode()) % slots
-
+#: Seconds between two polls while waiting for another node to take a room.
+POLL = 0.05
 
 CueSink = Callable[[str, list[Cue]], None]
 #: Called with (room, owned) when this node starts or stops owning a room.
 OwnershipSink = Callable[[str, bool], None]
-#: Called with (healthy, reason) when the backend fails or works again.
-HealthSink = Callable[[bool, str], None]
+
+
+@dataclass(eq=False, slots=True)
+class OwnedRoom:
+    """A room this node owns: its runner, its lease, and what waits for its next tick."""
+
+    runner: RoomRunner
+    lease: Lease
+    external: list[ExternalInput] = field(default_factory=list)
+    external_dropped: int = 0
+    #: Leaves the owner adds itself (members of dead nodes), next tick.
+    pending: dict[str, MemberLeave] = field(default_factory=dict)
+
+    @property
+    def state(self) -> RoomState:
+        return self.runner.state
 
 
 class RoomManager:
-    """Owns rooms on behalf of one node and ticks them."""
+    """Routes a node's inputs to room owners, and owns and ticks its rooms."""
 
     def __init__(
         self,
@@ -120,6 +114,7 @@ class RoomManager:
         on_ownership: OwnershipSink | None = None,
         on_health: HealthSink | None = None,
         tasks: Supervisor,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.tasks = tasks
@@ -128,18 +123,43 @@ class RoomManager:
         self.metrics = metrics
         self.hooks = hooks
         self.owned: dict[str, OwnedRoom] = {}
+        self.ownership = Ownership(
+            backend, settings, node_id, metrics, clock=clock, on_health=on_health
+        )
+        self.outbox = Outbox(backend, settings, metrics, self.ownership)
+        self.janitor = Janitor(settings.room_idle_seconds)
+        self._clock = clock
         self._on_cues = on_cues
         self._on_ownership = on_ownership
-        self._on_health = on_health
         self._taking: dict[str, asyncio.Task[bool]] = {}
-        self.healthy = True
-        #: Loop time of the start of the last successful lease renewal.
-        self._renewed_at: float | None = None
-        #: Loop time of the last completed tick, and an event set after each tick.
-        self._ticked_at = 0.0
+        self._reinstalling: set[str] = set()
+        #: Clock time of the last completed tick, and an event set after each tick.
+        self._ticked_at = clock()
         self._ticked = asyncio.Event()
-        self._renew_failing = False
-        self._recovering: set[str] = set()
+
+    @property
+    def healthy(self) -> bool:
+        return self.ownership.healthy
+
+    # ------------------------------------------------------------ inputs
+    async def submit(self, room: str, item: RoomInput) -> None:
+        """Queue a local client's input for the room's owner (see :mod:`.outbox`).
+
+        Raises an ``InputRefused`` (room unknown, inbox full, node out of
+        touch) or ``BackendError`` for the gateway to tell the sender.
+        """
+        await self.outbox.submit(room, item)
+
+    def add_external(self, room: str, item: ExternalInput) -> bool:
+        """Queue telemetry or pod state for the room's next tick (owner only)."""
+        owned = self.owned.get(room)
+        if owned is None:
+            return False
+        if len(owned.external) >= EXTERNAL_QUEUE:
+            owned.external_dropped += 1
+            return False
+        owned.external.append(item)
+        return True
 
     # ------------------------------------------------------------ ownership
     async def open_room(self, room: str) -> None:
@@ -152,26 +172,13 @@ class RoomManager:
             raise TooManyRooms(f"the server holds its maximum of {self.settings.max_rooms} rooms")
         if room in self.owned or await self.backend.owner(room) is not None:
             return
-        if await self._under_share():
-            await self.take(room)
-            return
-        # Leave the room to a node under its share; take it if no one does in time.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.lease_ttl_ms / 1000
-        while loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            if room in self.owned or await self.backend.owner(room) is not None:
-                return
+        if not await self.ownership.under_share(len(self.owned)):
+            # Leave the room to a node under its share; take it if no one does in time.
+            for _ in range(int(self.settings.lease_ttl_ms / 1000 / POLL)):
+                await asyncio.sleep(POLL)
+                if room in self.owned or await self.backend.owner(room) is not None:
+                    return
         await self.take(room)
-
-    async def _under_share(self) -> bool:
-        live = len(await self.backend.live_nodes())
-        if live <= 1:
-            return True
-        return len(self.owned) < self._share(len(await self.backend.list_rooms()), live)
-
-    def _share(self, rooms: int, live: int) -> int:
-        return math.ceil(rooms / max(1, live)) + self.settings.room_share_slack
 
     async def take(self, room: str) -> bool:
         """Try to become the room's owner; one attempt at a time per room."""
@@ -183,64 +190,87 @@ class RoomManager:
         return await asyncio.shield(task)
 
     async def _take(self, room: str) -> bool:
-        if room in self.owned:
-            return True
+        if room in self.owned or room in self._reinstalling:
+            return room in self.owned
         lease = await self.backend.acquire_lease(room, self.node_id, self.settings.lease_ttl_ms)
         if lease is None:
             return False
         try:
-            owned = await self._restore(room, lease)
+            installed = await self._install(lease)
         except Exception:
             log.exception("could not restore room %s; releasing it", room)
             self.metrics.room_failures.inc()
             await self.backend.release_lease(lease)
             return False
-        self.owned[room] = owned
-        self.metrics.lease_takeovers.inc()
+        if installed:
+            self.metrics.lease_takeovers.inc()
+        return installed
+
+    async def _install(self, lease: Lease) -> bool:
+        """Make this node the room's running owner under ``lease``: the only way.
+
+        Restores the last snapshot, replays every event stored after it,
+        stores a fresh snapshot (fenced: False when the epoch is no longer
+        current) and starts ticking the room. Raises on backend trouble or a
+        history that cannot be replayed.
+        """
+        room = lease.room
+        snapshot = await self.backend.load_snapshot(room)
+        runner = RoomRunner.open(
+            room,
+            snapshot,
+            epoch=lease.epoch,
+            hooks=self.hooks,
+            story_tail=self.settings.story_tail,
+            capacity=self.settings.room_capacity,
+        )
+        while tail := await self.backend.read_events(room, runner.state.seq, REPLAY_BATCH):
+            for stored in tail:
+                runner.replay(stored)
+        self.metrics.backend_ops.labels("save_snapshot").inc()
+        saved = await self.backend.save_snapshots({room: (runner.snapshot(), lease.epoch)})
+        if not saved.get(room):
+            self.metrics.fenced.inc()
+            log.info("room %s moved on past epoch %d before it was installed", room, lease.epoch)
+            return False
+        if room in self.owned:
+            return True
+        self.owned[room] = OwnedRoom(runner, lease)
         self.metrics.rooms_owned.set(len(self.owned))
         if self._on_ownership is not None:
             self._on_ownership(room, True)
         log.info("node %s owns room %s at epoch %d", self.node_id, room, lease.epoch)
         return True
 
-    async def _restore(self, room: str, lease: Lease) -> OwnedRoom:
-        snapshot = await self.backend.load_snapshot(room)
-        if snapshot is None:
-            state = RoomState(
-                room,
-                story_tail=self.settings.story_tail,
-                capacity=self.settings.room_capacity,
-                hooks=self.hooks,
-            )
-            last_epoch = 0
-        else:
-            state = RoomState.restore(snapshot.state, self.hooks)
-            last_epoch = snapshot.epoch
-        # Replay what the previous owner did after its last snapshot.
-        while True:
-            tail = await self.backend.read_events(room, state.seq, REPLAY_BATCH)
-            if not tail:
-                break
-            for stored in tail:
-                self._replay(state, stored)
-                last_epoch = stored.epoch
-        owned = OwnedRoom(state=state, lease=lease, last_epoch=last_epoch)
-        await self._save_snapshot(room, owned)
-        return owned
+    def _reinstall(self, lease: Lease, reason: str) -> None:
+        """Stop ticking the room and install it again from the store, same lease."""
+        self.step_down(lease.room, f"{reason}; rebuilding the room from the store")
+        if lease.room in self._reinstalling:
+            return
+        self._reinstalling.add(lease.room)
+        self.tasks.spawn(self._reinstall_room(lease), f"reinstall {lease.room}")
 
-    def _replay(self, state: RoomState, stored: StoredEvent) -> None:
-        if stored.seq != state.seq + 1:
-            raise DecodeError(f"stream of {state.room} jumps from {state.seq} to {stored.seq}")
-        record = decode_tick(stored.inputs)
-        while state.tick < stored.tick - 1:
-            state.apply([])
-        state.apply(record.room, record.external)
-        # Whatever the replay produced, the stored event is the truth clients saw.
-        state.seq = stored.seq
-        state.tick = stored.tick
+    async def _reinstall_room(self, lease: Lease) -> None:
+        try:
+            for _ in range(max(1, int(self.settings.lease_ttl_ms / 100))):
+                try:
+                    (held,) = await self.backend.renew_leases([lease], self.settings.lease_ttl_ms)
+                    if held:
+                        await self._install(lease)
+                    return
+                except BackendError:
+                    await asyncio.sleep(0.1)
+        except Exception:
+            log.exception("room %s could not be rebuilt; releasing it", lease.room)
+            self.metrics.room_failures.inc()
+            with contextlib.suppress(BackendError):
+                await self.backend.release_lease(lease)
+        finally:
+            self._reinstalling.discard(lease.room)
 
     def step_down(self, room: str, reason: str) -> None:
         owned = self.owned.pop(room, None)
+        self.janitor.forget(room)
         if owned is not None:
             log.warning("node %s steps down from room %s: %s", self.node_id, room, reason)
             self.metrics.rooms_owned.set(len(self.owned))
@@ -249,246 +279,150 @@ class RoomManager:
 
     async def release_all(self) -> None:
         """On shutdown: save every room and hand its lease back."""
-        for room, owned in list(self.owned.items()):
-            try:
-                await self._save_snapshot(room, owned)
-                await self.backend.release_lease(owned.lease)
-            except BackendError as exc:
-                log.warning("could not release room %s: %s", room, exc)
-            self.owned.pop(room, None)
+        owned, self.owned = self.owned, {}
+        try:
+            await self.backend.save_snapshots(
+                {room: (o.runner.snapshot(), o.lease.epoch) for room, o in owned.items()}
+            )
+            for o in owned.values():
+                await self.backend.release_lease(o.lease)
+        except BackendError as exc:
+            log.warning("could not hand rooms back: %s", exc)
+        for room in owned:
             if self._on_ownership is not None:
                 self._on_ownership(room, False)
         self.metrics.rooms_owned.set(0)
-
-    # ------------------------------------------------------------ inputs
-    def add_external(self, room: str, item: ExternalInput) -> bool:
-        """Queue telemetry or pod state for the room's next tick (owner only)."""
-        owned = self.owned.get(room)
-        if owned is None:
-            return False
-        if len(owned.external) >= EXTERNAL_QUEUE:
-            owned.external_dropped += 1
-            return False
-        owned.external.append(item)
-        return True
 
     # ------------------------------------------------------------ ticking
     async def run(self) -> None:
         """Tick forever at ``tick_hz`` and keep leases fresh."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._tick_loop())
-            tg.create_task(self._lease_loop())
+            tg.create_task(self._maintain_loop())
 
     async def _tick_loop(self) -> None:
-        """Tick the owned rooms, one slot of them at a time (see :func:`tick_slots`)."""
-        loop = asyncio.get_running_loop()
-        slots = tick_slots(self.settings.tick_hz)
-        step = self.settings.tick_seconds / slots
-        deadline = loop.time()
-        slot = 0
+        scheduler = TickScheduler(self.settings.tick_hz, self._clock)
         while True:
-            deadline += step
-            slot = (slot + 1) % slots
-            every_slot = False
-            delay = deadline - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            slot = scheduler.next()
+            if slot.wait > 0:
+                await asyncio.sleep(slot.wait)
             else:
                 # Late: still let the gateway and the fan-out run between ticks,
                 # or an overloaded node would stop accepting and sending.
                 await asyncio.sleep(0)
-                self.metrics.tick_lag.set(-delay)
-                if -delay > step * slots:
-                    missed = int(-delay / step)
-                    deadline += missed * step
-                    slot = (slot + missed) % slots
-                    self.metrics.ticks_skipped.inc(missed)
-                    every_slot = True  # after a stall, every room ticks at once
+                self.metrics.tick_lag.set(-slot.wait)
+            if slot.skipped:
+                self.metrics.ticks_skipped.inc(slot.skipped)
             try:
                 with self.metrics.tick_seconds.time():
-                    await self.tick_once(0, 1) if every_slot else await self.tick_once(slot, slots)
-                self._ticked_at = loop.time()
-                self._ticked.set()
-                if every_slot:
-                    # That was every room's tick of this period: the next period
-                    # starts one period from now, at slot 0, so no room ticks twice.
-                    deadline = self._ticked_at + step * (slots - 1)
-                    slot = slots - 1
+                    await self.tick_once(slot)
+                if slot.every_room:
+                    scheduler.caught_up()
             except BackendError as exc:
                 self.metrics.backend_failures.labels("tick").inc()
                 # One line per outage, not one per tick.
                 (log.warning if self.healthy else log.debug)("tick failed on the backend: %s", exc)
-                self._set_health(False, "the shared store is unreachable")
+                self.ownership.set_health(False, "the shared store is unreachable")
             except Exception:  # a bug: keep the node alive, say so loudly
                 log.exception("tick failed")
 
-    async def tick_once(self, slot: int = 0, slots: int = 1) -> None:
-        """Tick the owned rooms of one slot (all rooms when ``slots`` is 1) once;
-        batch the backend work."""
-        if not self.owned:
-            return
-        if not self._leases_sure():
+    async def tick_once(self, slot: Slot | None = None) -> None:
+        """Tick the owned rooms of ``slot`` (all when None) once; batch the backend work."""
+        if self.owned and not self.ownership.leases_sure():
             for room in list(self.owned):
                 self.step_down(room, "the backend is unreachable: the lease may have expired")
-            return
-        rooms = [room for room in self.owned if slots == 1 or room_slot(room, slots) == slot]
-        if not rooms:
-            return
-        self.metrics.backend_ops.labels("pop_inputs").inc()
-        inboxes = await self.backend.pop_inputs(rooms, INBOX_BATCH)
-        batches: dict[str, tuple[int, Sequence[StoredEvent]]] = {}
+        rooms = [room for room in self.owned if slot is None or slot.holds(room)]
+        if rooms:
+            await self._tick_rooms(rooms)
+        self._ticked_at = self._clock()
+        self._ticked.set()
+
+    async def _tick_rooms(self, rooms: list[str]) -> None:
+        self.metrics.backend_ops.labels("read_inputs").inc()
+        inboxes = await self.backend.read_inputs(rooms, INBOX_BATCH)
+        commits: dict[str, Commit] = {}
         to_snapshot: list[str] = []
+        now = time.time()
         for room in rooms:
             owned = self.owned.get(room)
             if owned is None:
                 continue
-            stored = self._tick_room(room, owned, inboxes.get(room, ()))
-            if stored is not None:
-                batches[room] = (owned.lease.epoch, [stored])
+            commit = self._tick_room(owned, inboxes.get(room, ()), now)
+            if commit is not None:
+                commits[room] = commit
             if owned.state.tick % self.settings.snapshot_every == 0:
                 to_snapshot.append(room)
         self.metrics.ticks.inc(len(rooms))
-        if batches:
+        if commits:
             self.metrics.backend_ops.labels("append").inc()
             try:
-                results = await self.backend.append_many(batches)
+                results = await self.backend.append_many(commits)
             except BackendError:
                 # Unknown whether the events were stored: rebuild these rooms from
                 # the store (same lease) before ticking them again.
-                for room in batches:
-                    self._recover(room)
+                for room in commits:
+                    if (owned := self.owned.get(room)) is not None:
+                        self._reinstall(owned.lease, "the backend failed during the tick")
                 raise
             for room, ok in results.items():
                 if not ok:
                     self.metrics.fenced.inc()
                     self.step_down(room, "append refused: a newer owner holds the room")
-        snapshots = {
-            room: (self._snapshot_of(room, owned), owned.lease.epoch)
-            for room in to_snapshot
-            if (owned := self.owned.get(room)) is not None
-        }
-        if snapshots:
-            self.metrics.backend_ops.labels("save_snapshot").inc()
-            saved = await self.backend.save_snapshots(snapshots)
-            for room, ok in saved.items():
-                if not ok:
-                    self.metrics.fenced.inc()
-                    self.step_down(room, "snapshot refused: a newer owner holds the room")
+        await self._save_snapshots(to_snapshot)
 
     def _tick_room(
-        self, room: str, owned: OwnedRoom, raw_inputs: Sequence[bytes]
-    ) -> StoredEvent | None:
-        inputs: list[RoomInput] = owned.pending
-        owned.pending = []
-        for raw in raw_inputs:
+        self, owned: OwnedRoom, entries: Sequence[InboxEntry], now: float
+    ) -> Commit | None:
+        inputs: list[RoomInput] = list(owned.pending.values())
+        owned.pending = {}
+        for entry in entries:
             try:
-                inputs.append(decode_input(raw))
+                inputs.append(decode_input(entry.data))
             except DecodeError:
                 self.metrics.inputs_invalid.inc()
         external, owned.external = owned.external, []
-        state = owned.state
+        consumed = entries[-1].id if entries else None
+        epoch = owned.lease.epoch
         try:
-            out = state.apply(inputs, external)
-            if not out.items:
-                return None
-            epoch = owned.lease.epoch
-            items = [item.to_wire() for item in out.items]
-            frame = encode(Event(room, epoch, out.seq, state.tick, items, time.time()))
+            result = owned.runner.tick(inputs, external, now)
         except Exception:
             # A bug or a poisoned input: keep the node and the other rooms going,
-            # and rebuild this room from its last good snapshot.
-            log.exception("room %s failed at tick %d; reloading it", room, state.tick)
-            self.metrics.room_failures.inc()
-            self.step_down(room, "tick failed")
-            self.tasks.spawn(self._reload(owned.lease), f"reload {room}")
-            return None
-        owned.last_epoch = epoch
-        if out.refused_pods:
-            self.metrics.pods_refused.inc(len(out.refused_pods))
-        if out.cues and self._on_cues is not None:
-            self._on_cues(room, out.cues)
-        return StoredEvent(epoch, out.seq, state.tick, frame, encode_tick(inputs, external))
-
-    async def _reload(self, lease: Lease) -> None:
-        try:
-            self.owned[lease.room] = await self._restore(lease.room, lease)
-            self.metrics.rooms_owned.set(len(self.owned))
-            if self._on_ownership is not None:
-                self._on_ownership(lease.room, True)
-        except Exception:
-            log.exception("room %s could not be reloaded; releasing it", lease.room)
-            await self.backend.release_lease(lease)
-
-    def _snapshot_of(self, room: str, owned: OwnedRoom) -> RoomSnapshot:
-        state = owned.state
-        view = encode(Snapshot(room, owned.last_epoch, state.seq, state.view()))
-        return RoomSnapshot(owned.last_epoch, state.seq, state.snapshot(), view)
-
-    async def _save_snapshot(self, room: str, owned: OwnedRoom) -> None:
-        self.metrics.backend_ops.labels("save_snapshot").inc()
-        try:
-            await self.backend.save_snapshot(
-                room, self._snapshot_of(room, owned), owned.lease.epoch
+            # and rebuild this room from the store. The inputs of this tick would
+            # fail it again: they are consumed, and said so here.
+            log.exception(
+                "room %s failed at tick %d; dropping its %d inputs and rebuilding it",
+                owned.runner.room,
+                owned.state.tick,
+                len(entries),
             )
-        except Fenced as exc:
-            self.metrics.fenced.inc()
-            self.step_down(room, f"snapshot refused: {exc.message}")
+            self.metrics.room_failures.inc()
+            self._reinstall(owned.lease, "tick failed")
+            return None if consumed is None else Commit(epoch, (), consumed)
+        if result.refused_pods:
+            self.metrics.pods_refused.inc(result.refused_pods)
+        if result.cues and self._on_cues is not None:
+            self._on_cues(owned.runner.room, result.cues)
+        if result.stored is None and consumed is None:
+            return None
+        return Commit(epoch, [] if result.stored is None else [result.stored], consumed)
 
-    def _recover(self, room: str) -> None:
-        """Stop ticking ``room`` and rebuild it from the store under the same lease."""
-        owned = self.owned.get(room)
-        if owned is None or room in self._recovering:
+    async def _save_snapshots(self, rooms: list[str]) -> None:
+        snapshots = {
+            room: (owned.runner.snapshot(), owned.lease.epoch)
+            for room in rooms
+            if (owned := self.owned.get(room)) is not None
+        }
+        if not snapshots:
             return
-        self.step_down(room, "the backend failed during the tick; reloading the room")
-        self._recovering.add(room)
-        self.tasks.spawn(self._recover_room(owned.lease), f"recover {room}")
+        self.metrics.backend_ops.labels("save_snapshot").inc()
+        saved = await self.backend.save_snapshots(snapshots)
+        for room, ok in saved.items():
+            if not ok:
+                self.metrics.fenced.inc()
+                self.step_down(room, "snapshot refused: a newer owner holds the room")
 
-    async def _recover_room(self, lease: Lease) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.lease_ttl_ms / 1000
-        try:
-            while loop.time() < deadline:
-                try:
-                    (held,) = await self.backend.renew_leases([lease], self.settings.lease_ttl_ms)
-                    if not held:
-                        return
-                    owned = await self._restore(lease.room, lease)
-                except BackendError:
-                    await asyncio.sleep(0.1)
-                    continue
-                if lease.room in self.owned:
-                    return
-                self.owned[lease.room] = owned
-                self.metrics.rooms_owned.set(len(self.owned))
-                if self._on_ownership is not None:
-                    self._on_ownership(lease.room, True)
-                return
-        finally:
-            self._recovering.discard(lease.room)
-
-    # ------------------------------------------------------------ health
-    def _leases_sure(self) -> bool:
-        """False once renewals have failed for longer than a lease lives."""
-        if not self._renew_failing or self._renewed_at is None:
-            return True
-        loop = asyncio.get_running_loop()
-        margin = self.settings.tick_seconds
-        return loop.time() < self._renewed_at + self.settings.lease_ttl_ms / 1000 - margin
-
-    def _set_health(self, healthy: bool, reason: str) -> None:
-        if healthy == self.healthy:
-            return
-        self.healthy = healthy
-        self.metrics.degraded.set(0 if healthy else 1)
-        if healthy:
-            log.info("node %s: the backend works again", self.node_id)
-        else:
-            log.warning("node %s degraded: %s", self.node_id, reason)
-        if self._on_health is not None:
-            self._on_health(healthy, reason)
-
-    # ------------------------------------------------------------ leases, idle rooms
-    async def _lease_loop(self) -> None:
+    # ------------------------------------------------------------ maintenance
+    async def _maintain_loop(self) -> None:
         interval = self.settings.lease_ttl_ms / 3000
         while True:
             try:
@@ -496,19 +430,17 @@ class RoomManager:
             except BackendError as exc:
                 self.metrics.backend_failures.labels("lease").inc()
                 (log.warning if self.healthy else log.debug)("lease maintenance failed: %s", exc)
-                self._renew_failing = True  # the leases were not confirmed this round
-                self._set_health(False, "the shared store is unreachable")
+                self.ownership.renewal_failed("the shared store is unreachable")
             except Exception:  # a bug: keep the node alive, say so loudly
                 log.exception("lease maintenance failed")
-                self._renew_failing = True
+                self.ownership.renewal_failed("maintenance failed")
             await asyncio.sleep(interval)
 
     async def maintain(self) -> None:
-        """Heartbeat, renew leases, clean up dead nodes' members, remove rooms empty
-        for too long, adopt orphaned rooms up to the fair share."""
-        loop = asyncio.get_running_loop()
+        """One round: heartbeat, renew leases, register this node's members again
+        where needed, clean up after dead nodes and empty rooms, adopt orphans."""
         s = self.settings
-        if self.owned and loop.time() - self._ticked_at > s.lease_ttl_ms / 1000:
+        if self.owned and self._clock() - self._ticked_at > s.lease_ttl_ms / 1000:
             # The process was stalled (or the tick loop was): let the tick loop
             # run first. Whatever it appends under a lost lease is refused by
             # fencing, and counted; then the renewal below finds the lease gone.
@@ -516,56 +448,41 @@ class RoomManager:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ticked.wait(), s.lease_ttl_ms / 1000)
         self.metrics.dreamers.set(sum(len(o.state.dreamers()) for o in self.owned.values()))
-        await self.backend.heartbeat(self.node_id, s.node_ttl_ms)
-        if self.owned:
-            leases = [o.lease for o in self.owned.values()]
-            self.metrics.backend_ops.labels("renew").inc()
-            started = loop.time()
-            results = await self.backend.renew_leases(leases, s.lease_ttl_ms)
-            self._renewed_at = started
-            for lease, ok in zip(leases, results, strict=True):
-                if not ok:
-                    self.step_down(lease.room, "lease lost")
-        else:
-            self._renewed_at = loop.time()
-        self._renew_failing = False
-        self._set_health(True, "")
-        live = set(await self.backend.live_nodes())
-        live.add(self.node_id)
-        await self._tend_owned(live, loop.time())
+        lapsed = self.ownership.lapsed()
+        beat_at = await self.ownership.beat()
+        for lease in await self.ownership.renew([o.lease for o in self.owned.values()]):
+            self.step_down(lease.room, "lease lost")
         rooms = await self.backend.list_rooms()
-        candidates = [r for r in rooms if r not in self.owned and r not in self._recovering]
-        owners = await self.backend.owners(candidates)
-        orphans = [room for room, lease in owners.items() if lease is None]
-        random.shuffle(orphans)  # nodes adopting at once rarely race for the same room
-        share = self._share(len(rooms), len(live))
-        for room in orphans:
+        await self.outbox.register(set(rooms), force=lapsed)
+        self.ownership.confirm(beat_at)
+        self.outbox.registered()
+        await self.outbox.send_leaves()
+        live = await self.ownership.live_nodes()
+        await self._sweep(live)
+        share = self.ownership.share(len(rooms), len(live))
+        skip = set(self.owned) | self._reinstalling
+        for room in await self.ownership.orphans(rooms, skip):
             if len(self.owned) >= share:
                 break
             await self.take(room)
 
-    async def _tend_owned(self, live: set[str], now: float) -> None:
-        """Members of dead nodes leave; rooms empty for ``room_idle_seconds`` go."""
+    async def _sweep(self, live: set[str]) -> None:
+        """Carry out the janitor's round over the owned rooms."""
         presences = await self.backend.presences(list(self.owned))
-        for room, members in presences.items():
+        states = {room: o.state for room, o in self.owned.items()}
+        pending = {room: len(o.pending) for room, o in self.owned.items()}
+        sweep = self.janitor.sweep(self._clock(), live, states, presences, pending)
+        for room, leaves in sweep.leaves.items():
             owned = self.owned.get(room)
-            if owned is None:
-                continue
-            dead = {m.node for m in members if m.node not in live}
-            for member in members:
-                if member.node in dead:
-                    await self.backend.leave_presence(room, member.session)
-            for node in sorted(dead):
-                log.info("node %s is gone: its members leave room %s", node, room)
-                owned.pending.extend(owned.state.leave_node(node))
-            alive = [m for m in members if m.node not in dead]
-            busy = owned.state.session_count or owned.state.online_pods
-            if busy or alive or owned.pending:
-                owned.empty_since = None
-                continue
-            if owned.empty_since is None:
-                owned.empty_since = now
-            elif now - owned.empty_since >= self.settings.room_idle_seconds:
-                if await self.backend.delete_room(room, owned.lease.epoch):
-                    log.info("room %s removed after being empty", room)
+            if owned is not None:
+                owned.pending.update((leave.session, leave) for leave in leaves)
+        for room, nodes in sweep.dead.items():
+            log.info("node(s) %s gone: their members leave room %s", ", ".join(nodes), room)
+        for room, sessions in sweep.gone.items():
+            for session in sessions:
+                await self.backend.leave_presence(room, session)
+        for room in sweep.idle:
+            owned = self.owned.get(room)
+            if owned is not None and await self.backend.delete_room(room, owned.lease.epoch):
+                log.info("room %s removed after being empty", room)
                 self.step_down(room, "removed while empty")

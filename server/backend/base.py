@@ -11,6 +11,15 @@ Fencing: ``acquire_lease`` returns a new *epoch* on every takeover, and
 ``append_events`` refuses (raises :class:`Fenced`) any append whose epoch is
 not the room's current one, so a paused former owner can never write.
 
+Consume on commit: the inbox carries inputs from any node to the owner.
+Reading it (``read_inputs``) removes nothing; an input leaves the inbox only
+in the same atomic, fenced operation that stores the event applying it
+(``append_many`` with a :class:`Commit` naming the last consumed entry). An
+owner whose append is refused (a newer owner took the room while it was
+paused) therefore leaves every input it read for the new owner. A push into
+a room the store does not know, or into a full inbox, is refused with an
+:class:`InputRefused` the sender is told about: no input vanishes unseen.
+
 Incarnations: a room's first epoch is derived from the wall clock in
 microseconds when the room is created (then +1 per takeover), so a room that
 is deleted and created again, or re-created after the store lost its data,
@@ -33,9 +42,14 @@ from sleepsync.protocol.errors import SleepSyncError
 __all__ = [
     "Backend",
     "BackendError",
+    "Commit",
     "Fenced",
+    "InboxEntry",
+    "InboxFull",
+    "InputRefused",
     "Lease",
     "Member",
+    "RoomMissing",
     "RoomSnapshot",
     "StoredEvent",
 ]
@@ -51,6 +65,24 @@ class Fenced(BackendError):
     """An append came from an owner whose lease epoch is no longer current."""
 
     code = "fenced"
+
+
+class InputRefused(SleepSyncError):
+    """An input was not queued for the room's owner; its sender must be told."""
+
+    code = "input_refused"
+
+
+class RoomMissing(InputRefused):
+    """The store does not know the room (deleted, or the store lost its data)."""
+
+    code = "room_missing"
+
+
+class InboxFull(InputRefused):
+    """The room's inbox is full: its owner is not keeping up (or there is none yet)."""
+
+    code = "room_busy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +105,27 @@ class StoredEvent:
     tick: int
     frame: bytes
     inputs: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One queued input. ``id`` is the backend's position of it, ordered per room."""
+
+    id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one tick of a room stores: its events, at the owner's lease ``epoch``,
+    and the inbox entries they applied: every entry up to and including
+    ``consumed`` (None: no input was consumed) leaves the inbox in the same
+    atomic operation, and only when ``epoch`` is current.
+    """
+
+    epoch: int
+    events: Sequence[StoredEvent] = ()
+    consumed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +168,8 @@ class Backend(Protocol):
         ...
 
     async def delete_room(self, room: str, epoch: int) -> bool:
-        """Remove the room and all its keys, if ``epoch`` is still current."""
+        """Remove the room and all its keys, if ``epoch`` is still current and the
+        room is empty: no one in its presence, no input waiting in its inbox."""
         ...
 
     async def list_rooms(self) -> list[str]: ...
@@ -151,10 +205,12 @@ class Backend(Protocol):
         """Append in order; raises Fenced when ``epoch`` is not current."""
         ...
 
-    async def append_many(
-        self, batches: Mapping[str, tuple[int, Sequence[StoredEvent]]]
-    ) -> dict[str, bool]:
-        """Append for many rooms at once (one round trip); False where fenced."""
+    async def append_many(self, commits: Mapping[str, Commit]) -> dict[str, bool]:
+        """Commit many rooms' ticks at once (one round trip); False where fenced.
+
+        Per room, atomically: refuse a stale epoch; append the events; remove
+        the inbox entries through ``consumed``.
+        """
         ...
 
     async def read_events(self, room: str, after_seq: int, limit: int) -> list[StoredEvent]:
@@ -197,10 +253,12 @@ class Backend(Protocol):
     async def load_snapshot(self, room: str) -> RoomSnapshot | None: ...
 
     # -- inbox: inputs for the owner from any node
-    async def push_input(self, room: str, data: bytes) -> None: ...
+    async def push_input(self, room: str, data: bytes) -> None:
+        """Queue an input; raises RoomMissing (no such room) or InboxFull."""
+        ...
 
-    async def pop_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[bytes]]:
-        """Take up to ``limit`` queued inputs per room, oldest first."""
+    async def read_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[InboxEntry]]:
+        """The oldest ``limit`` queued inputs per room; nothing is removed (see Commit)."""
         ...
 
     # -- presence

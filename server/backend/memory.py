@@ -1,22 +1,40 @@
 """The in-memory backend: one node, no Redis, same semantics.
 
-Leases expire by the event loop's clock, events live in a bounded deque per
-room, and ``wait_events`` sleeps on an :class:`asyncio.Event` that every
-append sets. It exists so that the embedded default needs no services, and it
-passes the same conformance suite as the Redis backend.
+Leases and node heartbeats expire by a clock (the event loop's, unless one
+is injected: tests run several room managers on one backend and move time
+forward instead of sleeping through lease times). Events live in a bounded
+deque per room, and ``wait_events`` sleeps on an :class:`asyncio.Event` that
+every append sets. The inbox is a deque of numbered entries that only a
+fenced commit trims. It exists so that the embedded default needs no
+services, and it passes the same conformance suite as the Redis backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .base import Fenced, Lease, Member, RoomSnapshot, StoredEvent
+from .base import (
+    Commit,
+    Fenced,
+    InboxEntry,
+    InboxFull,
+    Lease,
+    Member,
+    RoomMissing,
+    RoomSnapshot,
+    StoredEvent,
+)
 
 __all__ = ["MemoryBackend", "first_epoch"]
+
+
+def _entry_number(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
 
 
 def first_epoch() -> int:
@@ -31,16 +49,29 @@ class _Room:
     lease_until: float = 0.0
     events: deque[StoredEvent] = field(default_factory=deque)
     snapshot: RoomSnapshot | None = None
-    inbox: deque[bytes] = field(default_factory=deque)
+    inbox: deque[tuple[int, bytes]] = field(default_factory=deque)
+    #: Number of the last entry queued in ``inbox``.
+    inbox_last: int = 0
     members: dict[str, Member] = field(default_factory=dict)
 
 
 class MemoryBackend:
-    """Backend for a single node. ``retention`` bounds each room's event deque."""
+    """Backend for a single node (or several in one process, in tests).
 
-    def __init__(self, *, retention: int = 2000, inbox_limit: int = 10000) -> None:
+    ``retention`` bounds each room's event deque, ``inbox_limit`` its inbox;
+    ``clock`` (seconds, monotonic) times leases and heartbeats.
+    """
+
+    def __init__(
+        self,
+        *,
+        retention: int = 2000,
+        inbox_limit: int = 10000,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._retention = retention
         self._inbox_limit = inbox_limit
+        self._clock = clock
         self._rooms: dict[str, _Room] = {}
         self._nodes: dict[str, float] = {}
         self._changed = asyncio.Event()
@@ -52,6 +83,8 @@ class MemoryBackend:
         self._changed.set()
 
     def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
         return asyncio.get_running_loop().time()
 
     def _room(self, room: str) -> _Room:
@@ -73,7 +106,7 @@ class MemoryBackend:
 
     async def delete_room(self, room: str, epoch: int) -> bool:
         state = self._rooms.get(room)
-        if state is None or state.epoch != epoch:
+        if state is None or state.epoch != epoch or state.members or state.inbox:
             return False
         del self._rooms[room]
         return True
@@ -134,24 +167,25 @@ class MemoryBackend:
 
     # -- events
     async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
-        state = self._rooms.get(room)
-        if state is None or state.epoch != epoch:
+        if not self._commit(room, Commit(epoch, events)):
             raise Fenced(f"append to {room} at stale epoch {epoch}")
-        state.events.extend(events)
         self._wake()
 
-    async def append_many(
-        self, batches: Mapping[str, tuple[int, Sequence[StoredEvent]]]
-    ) -> dict[str, bool]:
-        results: dict[str, bool] = {}
-        for room, (epoch, events) in batches.items():
-            state = self._rooms.get(room)
-            ok = state is not None and state.epoch == epoch
-            if ok and state is not None:
-                state.events.extend(events)
-            results[room] = ok
+    async def append_many(self, commits: Mapping[str, Commit]) -> dict[str, bool]:
+        results = {room: self._commit(room, commit) for room, commit in commits.items()}
         self._wake()
         return results
+
+    def _commit(self, room: str, commit: Commit) -> bool:
+        state = self._rooms.get(room)
+        if state is None or state.epoch != commit.epoch:
+            return False
+        state.events.extend(commit.events)
+        if commit.consumed is not None:
+            through = _entry_number(commit.consumed)
+            while state.inbox and state.inbox[0][0] <= through:
+                state.inbox.popleft()
+        return True
 
     def _wake(self) -> None:
         self._changed.set()
@@ -238,19 +272,22 @@ class MemoryBackend:
     async def push_input(self, room: str, data: bytes) -> None:
         state = self._rooms.get(room)
         if state is None:
-            return
+            raise RoomMissing(f"room {room} does not exist (any more)")
         if len(state.inbox) >= self._inbox_limit:
-            state.inbox.popleft()  # drop oldest; the owner is not keeping up
-        state.inbox.append(data)
+            raise InboxFull(f"room {room} has {self._inbox_limit} inputs waiting; try again")
+        state.inbox_last += 1
+        state.inbox.append((state.inbox_last, data))
 
-    async def pop_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[bytes]]:
-        out: dict[str, list[bytes]] = {}
+    async def read_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[InboxEntry]]:
+        out: dict[str, list[InboxEntry]] = {}
         for room in rooms:
             state = self._rooms.get(room)
             if state is None or not state.inbox:
                 continue
-            taken = [state.inbox.popleft() for _ in range(min(limit, len(state.inbox)))]
-            out[room] = taken
+            out[room] = [
+                InboxEntry(f"{number}-0", data)
+                for number, data in itertools.islice(state.inbox, limit)
+            ]
         return out
 
     # -- presence

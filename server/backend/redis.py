@@ -12,13 +12,16 @@ the keys of one room only:
   ``t`` tick, ``f`` frame, ``i`` tick inputs. XADD MAXLEN ~ retention, only
   through the APPEND script, which refuses a stale epoch (fencing).
 - ``{room:ID}:snapshot`` hash: epoch, seq, state, view (fenced like appends).
-- ``{room:ID}:inbox``    stream of encoded inputs for the owner (MAXLEN ~).
+- ``{room:ID}:inbox``    stream of encoded inputs for the owner. PUSH refuses
+  a room without an epoch key (unknown to the store) and a full inbox; only
+  the APPEND script removes entries, through the last one the owner consumed
+  (XTRIM MINID), after it checked the epoch: consume on commit.
 - ``{room:ID}:presence`` hash: session -> msgpack [name, role, node].
 
 Two global keys: ``sleepsync:rooms`` (set, the registry) and
 ``sleepsync:nodes`` (sorted set, node -> heartbeat expiry in Redis time ms).
 
-Work over many rooms (appends, inbox pops, renewals, snapshots, reads of
+Work over many rooms (appends, inbox reads, renewals, snapshots, reads of
 positions) goes out as one non-transactional pipeline of per-room script
 calls: one round trip per batch, and Cluster-safe because each call stays in
 one slot. Scripts are loaded at start and called by SHA; a Redis that lost
@@ -44,7 +47,18 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .base import BackendError, Fenced, Lease, Member, RoomSnapshot, StoredEvent
+from .base import (
+    BackendError,
+    Commit,
+    Fenced,
+    InboxEntry,
+    InboxFull,
+    Lease,
+    Member,
+    RoomMissing,
+    RoomSnapshot,
+    StoredEvent,
+)
 
 __all__ = ["RedisBackend", "room_key"]
 
@@ -69,8 +83,10 @@ redis.call('SADD', KEYS[1], ARGV[1])
 return 1
 """,
     # KEYS: epoch, owner, events, snapshot, inbox, presence. ARGV: epoch.
+    # Only an empty room goes: someone joining (presence first) or an input keeps it.
     "delete": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('XLEN', KEYS[5]) > 0 or redis.call('HLEN', KEYS[6]) > 0 then return 0 end
 redis.call('DEL', unpack(KEYS))
 return 1
 """,
@@ -96,13 +112,19 @@ return 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """,
-    # KEYS: epoch, events. ARGV: epoch, maxlen, then per event seq, epoch, tick, frame, inputs.
-    # Refuses the whole batch when the epoch is not the current one: fencing.
+    # KEYS: epoch, events, inbox. ARGV: epoch, maxlen, last consumed inbox id ('' for none),
+    # then per event seq, epoch, tick, frame, inputs. Refuses the whole commit when the
+    # epoch is not the current one (fencing); else appends, then removes the consumed
+    # inputs: every inbox entry below the id right after the last consumed one.
     "append": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 3, #ARGV, 5 do
+for i = 4, #ARGV, 5 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0',
              'e', ARGV[i + 1], 't', ARGV[i + 2], 'f', ARGV[i + 3], 'i', ARGV[i + 4])
+end
+if ARGV[3] ~= '' then
+  local ms, n = string.match(ARGV[3], '^(%d+)-(%d+)$')
+  redis.call('XTRIM', KEYS[3], 'MINID', ms .. '-' .. string.format('%d', tonumber(n) + 1))
 end
 return 1
 """,
@@ -112,17 +134,12 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', ARGV[3], 'state', ARGV[4], 'view', ARGV[5])
 return 1
 """,
-    # KEYS: inbox. ARGV: limit. -> the oldest inputs, removed.
-    "pop": """
-local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1])
-if #entries == 0 then return {} end
-local ids, out = {}, {}
-for i, entry in ipairs(entries) do
-  ids[i] = entry[1]
-  out[i] = entry[2][2]
-end
-redis.call('XDEL', KEYS[1], unpack(ids))
-return out
+    # KEYS: epoch, inbox. ARGV: input, limit. -> 1 queued, 0 no such room, -1 inbox full.
+    "push": """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
+redis.call('XADD', KEYS[2], '*', 'd', ARGV[1])
+return 1
 """,
     # KEYS: presence. ARGV: session, member, capacity.
     "join": """
@@ -180,7 +197,8 @@ class RedisBackend:
     """Backend over one Redis server (redis-py asyncio with hiredis).
 
     ``retention`` is the MAXLEN ~ of each room's event stream (resume window),
-    ``inbox_limit`` that of each inbox, ``timeout`` bounds every command (s).
+    ``inbox_limit`` the most inputs one inbox holds (pushes beyond are refused),
+    ``timeout`` bounds every command (s).
     """
 
     def __init__(
@@ -339,24 +357,20 @@ class RedisBackend:
         return sorted(n.decode() for n in nodes)
 
     # ------------------------------------------------------------ events
-    def _append_call(
-        self, room: str, epoch: int, events: Sequence[StoredEvent]
-    ) -> tuple[str, list[str], list[Any]]:
-        args: list[Any] = [epoch, self._retention]
-        for e in events:
+    def _append_call(self, room: str, commit: Commit) -> tuple[str, list[str], list[Any]]:
+        args: list[Any] = [commit.epoch, self._retention, commit.consumed or ""]
+        for e in commit.events:
             args.extend((e.seq, e.epoch, e.tick, e.frame, e.inputs))
-        return ("append", _keys(room, "epoch", "events"), args)
+        return ("append", _keys(room, "epoch", "events", "inbox"), args)
 
     async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
-        (ok,) = await self._batch([self._append_call(room, epoch, events)])
+        (ok,) = await self._batch([self._append_call(room, Commit(epoch, events))])
         if not ok:
             raise Fenced(f"append to {room} at stale epoch {epoch}")
 
-    async def append_many(
-        self, batches: Mapping[str, tuple[int, Sequence[StoredEvent]]]
-    ) -> dict[str, bool]:
-        rooms = list(batches)
-        results = await self._batch([self._append_call(r, *batches[r]) for r in rooms])
+    async def append_many(self, commits: Mapping[str, Commit]) -> dict[str, bool]:
+        rooms = list(commits)
+        results = await self._batch([self._append_call(r, commits[r]) for r in rooms])
         return {room: bool(ok) for room, ok in zip(rooms, results, strict=True)}
 
     async def read_events(self, room: str, after_seq: int, limit: int) -> list[StoredEvent]:
@@ -447,18 +461,27 @@ class RedisBackend:
 
     # ------------------------------------------------------------ inbox
     async def push_input(self, room: str, data: bytes) -> None:
-        await self._guard(
-            lambda: self._redis.xadd(
-                room_key(room, "inbox"),
-                {"d": data},
-                maxlen=self._inbox_limit,
-                approximate=True,
-            )
-        )
+        queued = await self._script("push", _keys(room, "epoch", "inbox"), data, self._inbox_limit)
+        if queued == 0:
+            raise RoomMissing(f"room {room} does not exist (any more)")
+        if queued < 0:
+            raise InboxFull(f"room {room} has {self._inbox_limit} inputs waiting; try again")
 
-    async def pop_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[bytes]]:
-        results = await self._batch([("pop", _keys(room, "inbox"), [limit]) for room in rooms])
-        return {room: list(got) for room, got in zip(rooms, results, strict=True) if got}
+    async def read_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[InboxEntry]]:
+        async def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for room in rooms:
+                pipe.xrange(room_key(room, "inbox"), count=limit)
+            return list(await pipe.execute())
+
+        if not rooms:
+            return {}
+        replies = await self._guard(run)
+        return {
+            room: [InboxEntry(entry_id.decode(), fields[b"d"]) for entry_id, fields in entries]
+            for room, entries in zip(rooms, replies, strict=True)
+            if entries
+        }
 
     # ------------------------------------------------------------ presence
     async def join_presence(self, room: str, member: Member, capacity: int) -> bool:

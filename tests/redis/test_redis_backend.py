@@ -7,7 +7,14 @@ import asyncio
 import pytest
 from redis.crc import key_slot
 
-from sleepsync.server.backend.base import BackendError, Lease, Member, RoomSnapshot, StoredEvent
+from sleepsync.server.backend.base import (
+    BackendError,
+    Commit,
+    Lease,
+    Member,
+    RoomSnapshot,
+    StoredEvent,
+)
 from sleepsync.server.backend.redis import RedisBackend, room_key
 
 from backend_conformance import BackendConformance, MakeBackend
@@ -46,9 +53,8 @@ async def test_stale_owner_cannot_write_after_takeover(make_backend: MakeBackend
     await asyncio.sleep(0.3)
     new = await b.acquire_lease("r", "n2", 5000)
     assert new is not None and new.epoch == old.epoch + 1
-    assert await b.append_many({"r": (old.epoch, [StoredEvent(old.epoch, 1, 1, b"x")])}) == {
-        "r": False
-    }
+    stale = Commit(old.epoch, [StoredEvent(old.epoch, 1, 1, b"x")])
+    assert await b.append_many({"r": stale}) == {"r": False}
     assert await b.renew_leases([old, Lease("r", "n2", new.epoch)], 5000) == [False, True]
 
 

@@ -26,9 +26,17 @@ class TestMemoryBackend(BackendConformance):
     pass
 
 
-async def test_inbox_drops_oldest_when_full() -> None:
-    backend = MemoryBackend(inbox_limit=3)
+async def test_leases_and_heartbeats_follow_an_injected_clock() -> None:
+    now = [100.0]
+    backend = MemoryBackend(clock=lambda: now[0])
     await backend.create_room("r", 10)
-    for i in range(5):
-        await backend.push_input("r", bytes([i]))
-    assert await backend.pop_inputs(["r"], 10) == {"r": [b"\x02", b"\x03", b"\x04"]}
+    lease = await backend.acquire_lease("r", "n1", 1000)
+    await backend.heartbeat("n1", 2000)
+    assert lease is not None
+    now[0] += 0.9
+    assert await backend.owner("r") == lease
+    now[0] += 0.2
+    assert await backend.owner("r") is None
+    assert await backend.live_nodes() == ["n1"]
+    now[0] += 1.0
+    assert await backend.live_nodes() == []

@@ -13,7 +13,16 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from sleepsync.server.backend.base import Backend, Fenced, Member, RoomSnapshot, StoredEvent
+from sleepsync.server.backend.base import (
+    Backend,
+    Commit,
+    Fenced,
+    InboxFull,
+    Member,
+    RoomMissing,
+    RoomSnapshot,
+    StoredEvent,
+)
 
 MakeBackend = Callable[..., Awaitable[Backend]]
 
@@ -40,6 +49,13 @@ class BackendConformance:
         lease = await b.acquire_lease("a", "n1", 5000)
         assert lease is not None
         assert not await b.delete_room("a", lease.epoch + 1)
+        await b.join_presence("a", Member("s1", "lila", "dreamer", "n1"), 5)
+        assert not await b.delete_room("a", lease.epoch), "someone is in the room"
+        await b.leave_presence("a", "s1")
+        await b.push_input("a", b"join")
+        assert not await b.delete_room("a", lease.epoch), "an input waits for the room"
+        (entry,) = (await b.read_inputs(["a"], 10))["a"]
+        assert await b.append_many({"a": Commit(lease.epoch, (), entry.id)}) == {"a": True}
         assert await b.delete_room("a", lease.epoch)
         assert await b.list_rooms() == []
         assert await b.load_snapshot("a") is None
@@ -115,10 +131,10 @@ class BackendConformance:
         assert new is not None
         with pytest.raises(Fenced):
             await b.append_events("r", old.epoch, [ev(old.epoch, 1)])
-        result = await b.append_many({"r": (old.epoch, [ev(old.epoch, 1)])})
+        result = await b.append_many({"r": Commit(old.epoch, [ev(old.epoch, 1)])})
         assert result == {"r": False}
         assert await b.read_events("r", 0, 10) == [], "nothing of the stale owner was written"
-        assert await b.append_many({"r": (new.epoch, [ev(new.epoch, 1)])}) == {"r": True}
+        assert await b.append_many({"r": Commit(new.epoch, [ev(new.epoch, 1)])}) == {"r": True}
         assert [e.seq for e in await b.read_events("r", 0, 10)] == [1]
 
     async def test_append_many_covers_several_rooms(self, make_backend: MakeBackend) -> None:
@@ -130,7 +146,7 @@ class BackendConformance:
             assert lease is not None
             epochs[room] = lease.epoch
         result = await b.append_many(
-            {room: (epoch, [ev(epoch, 1), ev(epoch, 2)]) for room, epoch in epochs.items()}
+            {room: Commit(epoch, [ev(epoch, 1), ev(epoch, 2)]) for room, epoch in epochs.items()}
         )
         assert result == {"a": True, "b": True}
         for room in ("a", "b"):
@@ -193,17 +209,95 @@ class BackendConformance:
         assert await b.load_snapshot("r") == snap
 
     # ------------------------------------------------------------ inbox
-    async def test_inbox_is_fifo_per_room_with_limit(self, make_backend: MakeBackend) -> None:
+    async def test_inbox_is_fifo_per_room_and_reading_removes_nothing(
+        self, make_backend: MakeBackend
+    ) -> None:
         b = await make_backend()
         for room in ("a", "b"):
             await b.create_room(room, 10)
         for i in range(5):
             await b.push_input("a", f"a{i}".encode())
         await b.push_input("b", b"b0")
-        got = await b.pop_inputs(["a", "b"], 3)
-        assert got == {"a": [b"a0", b"a1", b"a2"], "b": [b"b0"]}
-        assert await b.pop_inputs(["a", "b"], 10) == {"a": [b"a3", b"a4"]}
-        assert await b.pop_inputs(["a", "b"], 10) == {}
+        got = await b.read_inputs(["a", "b"], 3)
+        assert {r: [e.data for e in got[r]] for r in got} == {
+            "a": [b"a0", b"a1", b"a2"],
+            "b": [b"b0"],
+        }
+        again = await b.read_inputs(["a", "b", "c"], 10)
+        assert [e.data for e in again["a"]] == [b"a0", b"a1", b"a2", b"a3", b"a4"]
+        assert again["a"][:3] == got["a"], "the same entries, with the same ids"
+        assert "c" not in again and await b.read_inputs([], 10) == {}
+
+    async def test_commit_consumes_inputs_through_the_given_entry_once(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        for i in range(4):
+            await b.push_input("r", f"x{i}".encode())
+        read = (await b.read_inputs(["r"], 2))["r"]
+        await b.push_input("r", b"x4")
+        ok = await b.append_many({"r": Commit(lease.epoch, [ev(lease.epoch, 1)], read[-1].id)})
+        assert ok == {"r": True}
+        left = (await b.read_inputs(["r"], 10))["r"]
+        assert [e.data for e in left] == [b"x2", b"x3", b"x4"], "consumed exactly once"
+        # A tick that stored no event still commits what it consumed.
+        ok = await b.append_many({"r": Commit(lease.epoch, (), left[1].id)})
+        assert ok == {"r": True}
+        assert [e.data for e in (await b.read_inputs(["r"], 10))["r"]] == [b"x4"]
+        assert [e.seq for e in await b.read_events("r", 0, 10)] == [1]
+
+    async def test_stale_commit_leaves_the_inbox_to_the_new_owner(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        old = await b.acquire_lease("r", "n1", 5000)
+        assert old is not None
+        await b.push_input("r", b"line")
+        await b.push_input("r", b"join")
+        read = (await b.read_inputs(["r"], 10))["r"]
+        await b.release_lease(old)  # (or it expired while the old owner was paused)
+        new = await b.acquire_lease("r", "n2", 5000)
+        assert new is not None
+        stale = Commit(old.epoch, [ev(old.epoch, 1)], read[-1].id)
+        assert await b.append_many({"r": stale}) == {"r": False}
+        with pytest.raises(Fenced):
+            await b.append_events("r", old.epoch, [ev(old.epoch, 1)])
+        fresh = (await b.read_inputs(["r"], 10))["r"]
+        assert fresh == read, "the new owner sees every input the stale one read"
+        assert await b.read_events("r", 0, 10) == []
+        assert await b.append_many({"r": Commit(new.epoch, [], fresh[-1].id)}) == {"r": True}
+        assert await b.read_inputs(["r"], 10) == {}
+
+    async def test_push_into_an_unknown_room_is_refused(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        with pytest.raises(RoomMissing):
+            await b.push_input("nowhere", b"x")
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        assert await b.delete_room("r", lease.epoch)
+        with pytest.raises(RoomMissing):
+            await b.push_input("r", b"y")
+        assert await b.read_inputs(["r"], 10) == {}
+
+    async def test_full_inbox_refuses_new_inputs(self, make_backend: MakeBackend) -> None:
+        b = await make_backend(inbox_limit=3)
+        await b.create_room("r", 10)
+        for i in range(3):
+            await b.push_input("r", bytes([i]))
+        with pytest.raises(InboxFull):
+            await b.push_input("r", b"\x09")
+        read = (await b.read_inputs(["r"], 10))["r"]
+        assert [e.data for e in read] == [b"\x00", b"\x01", b"\x02"], "nothing was dropped"
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        await b.append_many({"r": Commit(lease.epoch, [], read[0].id)})
+        await b.push_input("r", b"\x03")
+        assert len((await b.read_inputs(["r"], 10))["r"]) == 3
 
     # ------------------------------------------------------------ presence
     async def test_presence_enforces_capacity(self, make_backend: MakeBackend) -> None:

@@ -92,3 +92,34 @@ class Recorder:
 
     def of_type(self, cls: type[Any]) -> list[Any]:
         return [m for m in self.messages if isinstance(m, cls)]
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told: ``clock()`` and ``advance(s)``.
+
+    Injected into a MemoryBackend and the room managers sharing it, it lets a
+    test expire leases and heartbeats without sleeping through them.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class OffsetClock:
+    """The real monotonic clock plus an offset a test can move forward: the nodes'
+    loops keep running in real time, and ``advance`` makes leases expire at once."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
