@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from sleepsync.protocol.events import (
     EVENT_TYPES,
     EventItem,
+    InputRefused,
     Mood,
     MoodRow,
     Said,
@@ -94,10 +95,11 @@ class TestStory:
         assert isinstance(story, list)
         assert [line["text"] for line in story] == ["line 7", "line 8", "line 9"]  # type: ignore[index]
 
-    def test_a_line_from_someone_who_left_is_dropped(self) -> None:
+    def test_a_line_from_someone_who_left_is_refused_to_its_sender(self) -> None:
         room = RoomState("r")
         out = room.apply([StoryInput("ghost", "x", "boo")])
-        assert out.items == []
+        (refused,) = out.items
+        assert isinstance(refused, InputRefused) and refused.session == "ghost"
 
     def test_template_without_engine_is_rejected_not_applied(self) -> None:
         room = RoomState("r")
