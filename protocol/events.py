@@ -33,7 +33,9 @@ Field names that are Python keywords get a Python name and keep their wire
 key (``from`` is ``source``); :func:`wire_keys` gives a type's wire keys.
 A ``mood`` row is a :class:`MoodRow` (a named tuple: one is built per
 dreamer per tick, so it must be cheap) and travels as the compact array
-``[name, valence, arousal, glitch, seq]``.
+``[name, valence, arousal, glitch, seq, fragility]``; ``fragility`` is a
+trailing column a reader may find missing (older servers) and ignores
+columns after it.
 """
 
 from __future__ import annotations
@@ -335,7 +337,8 @@ class InputRefused(_Item):
 
 
 class MoodRow(NamedTuple):
-    """One dreamer in a ``mood`` item; on the wire ``[name, valence, arousal, glitch, seq]``."""
+    """One dreamer in a ``mood`` item; on the wire ``[name, valence, arousal, glitch, seq,
+    fragility]``."""
 
     name: str
     valence: float
@@ -344,11 +347,13 @@ class MoodRow(NamedTuple):
     glitch: float
     #: Sequence number of the last telemetry sample applied, None without a pod.
     seq: int | None
+    #: The dreamer's own fragility from its recent state (None from older servers).
+    fragility: float | None = None
 
     @classmethod
     def from_wire(cls, value: object, path: str) -> MoodRow:
-        if not isinstance(value, list) or len(value) < len(cls._fields):
-            raise InvalidMessage(path, f"expected an array of {len(cls._fields)} values")
+        if not isinstance(value, list) or len(value) < _MOOD_REQUIRED:
+            raise InvalidMessage(path, f"expected an array of at least {_MOOD_REQUIRED} values")
         m = dict(zip(cls._fields, value, strict=False))
         return cls(
             name=_name(m, "name", path),
@@ -356,7 +361,12 @@ class MoodRow(NamedTuple):
             arousal=_unit(m, "arousal", path),
             glitch=_unit(m, "glitch", path),
             seq=_count(m, "seq", path) if optional(m, "seq") else None,
+            fragility=_unit(m, "fragility", path) if optional(m, "fragility") else None,
         )
+
+
+#: Columns every ``mood`` row has; later ones are optional and trailing.
+_MOOD_REQUIRED = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +383,10 @@ class Mood(_Item):
             "kind": self.KIND,
             "balance": self.balance,
             "phase": self.phase,
-            "dreamers": [list[WireValue](row) for row in self.dreamers],
+            "dreamers": [
+                list[WireValue](row if row.fragility is not None else row[:_MOOD_REQUIRED])
+                for row in self.dreamers
+            ],
         }
 
     @classmethod

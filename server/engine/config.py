@@ -1,4 +1,4 @@
-# ruff: noqa: RUF003  (the model is written in its own notation)
+# ruff: noqa: RUF002, RUF003  (the model is written in its own notation)
 """Every tunable of the dream engine, with documented defaults.
 
 Rates are per second and turned into per-tick fractions with
@@ -74,6 +74,24 @@ class EngineConfig:
     stress_jump: float = 0.3
     stress_gain: float = 2.0
 
+    # -- fragility (per dreamer; equation in glitch.py) ----------------------
+    #: A dreamer's fragility f in [0, 1] comes from its own recent state:
+    #: exponential averages, over about this many seconds, of its valence, its
+    #: arousal and the squared deviation of its arousal from that average.
+    fragility_window_s: float = 30.0
+    #: Weights of low valence (1 − v̄), high arousal (ā) and unsteady arousal
+    #: (σ_a / fragility_unsteady_sd, at most 1); f is their weighted mean.
+    fragility_valence_weight: float = 0.4
+    fragility_arousal_weight: float = 0.3
+    fragility_unsteady_weight: float = 0.3
+    #: Standard deviation of arousal at which unsteadiness counts fully.
+    fragility_unsteady_sd: float = 0.08
+    #: Susceptibility gain κ: the spread hazard toward R is scaled by
+    #: exp(κ·(f_R − f_rest)), f_rest being a dreamer resting at the baseline.
+    fragility_gain: float = 3.0
+    #: A stress spike at R needs an arousal rise of stress_jump · (1 − share · f_R).
+    fragility_stress_share: float = 0.5
+
     # -- collapse and recovery (see recovery.py for the table) -------------
     strain_below: float = 0.40
     strain_hold_s: float = 1.0
@@ -141,6 +159,15 @@ class EngineConfig:
             raise ValueError("need stale_after_s <= offline_after_s")
         if self.glitch_half_life_s <= 0:
             raise ValueError("glitch_half_life_s must be > 0")
+        if self.fragility_window_s <= 0 or self.fragility_unsteady_sd <= 0:
+            raise ValueError("fragility_window_s and fragility_unsteady_sd must be > 0")
+        weights = (
+            self.fragility_valence_weight
+            + self.fragility_arousal_weight
+            + self.fragility_unsteady_weight
+        )
+        if weights <= 0:
+            raise ValueError("the fragility weights must not all be 0")
 
     @property
     def dt(self) -> float:
@@ -153,6 +180,24 @@ class EngineConfig:
     def per_tick(self, rate: float) -> float:
         """A per-second rate as the fraction of the gap closed in one tick."""
         return 1.0 - math.exp(-rate * self.dt)
+
+    def fragility(self, valence: float, arousal: float, unsteady_var: float) -> float:
+        """f = (w_v·(1 − v̄) + w_a·ā + w_u·min(1, σ_a / σ_ref)) / (w_v + w_a + w_u).
+
+        ``valence`` and ``arousal`` are the dreamer's averages v̄ and ā,
+        ``unsteady_var`` the average squared deviation of its arousal (σ_a²).
+        """
+        wv = self.fragility_valence_weight
+        wa = self.fragility_arousal_weight
+        wu = self.fragility_unsteady_weight
+        sd = math.sqrt(unsteady_var) if unsteady_var > 0.0 else 0.0
+        unsteady = min(1.0, sd / self.fragility_unsteady_sd)
+        return (wv * (1.0 - valence) + wa * arousal + wu * unsteady) / (wv + wa + wu)
+
+    @property
+    def rest_fragility(self) -> float:
+        """The fragility of a dreamer resting at the baseline (steady arousal)."""
+        return self.fragility(self.baseline_valence, self.baseline_arousal, 0.0)
 
     def to_wire(self) -> WireMap:
         return dict(asdict(self))
@@ -191,6 +236,10 @@ _UNIT_FIELDS = (
     "stable_above",
     "recovery_damping",
     "breathe_above",
+    "fragility_valence_weight",
+    "fragility_arousal_weight",
+    "fragility_unsteady_weight",
+    "fragility_stress_share",
     "circle_lift",
     "nightmare_valence_below",
     "nightmare_arousal_above",

@@ -22,11 +22,17 @@ After contagion each dreamer is pulled toward its measured level (fresh
 telemetry) or the neutral baseline (none, or stale), then toward the
 scene's mood target (the safe scene's, with a stronger pull, while released
 from a nightmare), and a glitch load g pushes valence down and arousal up.
-Values are clamped to [0, 1]. :func:`advance` does all of it in one pass.
+Values are clamped to [0, 1]. Last, each dreamer's *recent state* moves
+toward the new values — exponential averages v̄, ā of valence and arousal
+and σ_a² of arousal's squared deviation from ā, at the per-tick fraction
+k_f = 1 − exp(−Δt / fragility_window_s) — and gives its fragility f (the
+equation is in :mod:`.glitch`, which uses it). :func:`advance` does all of
+it in one pass.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from operator import mul
 
@@ -66,6 +72,13 @@ class Pulls:
     offline_ticks: int
     distress_v: float
     distress_a: float
+    #: Fragility: the averaging fraction k_f, the weights (normalised to sum
+    #: 1) and 1 / fragility_unsteady_sd.
+    k_frag: float = 0.0
+    w_valence: float = 0.0
+    w_arousal: float = 0.0
+    w_unsteady: float = 0.0
+    inv_sd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,9 @@ def advance(t: DreamerTable, p: Pulls, tick: int) -> Totals:
     gpv, gpa = p.glitch_v, p.glitch_a
     stale, offline_after = p.stale_ticks, p.offline_ticks
     dv, da = p.distress_v, p.distress_a
+    fr_v, fr_a, fr_u, frag = t.fr_v, t.fr_a, t.fr_u, t.frag
+    k_f, w_v, w_a, w_u, inv_sd = p.k_frag, p.w_valence, p.w_arousal, p.w_unsteady, p.inv_sd
+    sqrt = math.sqrt
     sum_v = sum_v2 = sum_a = 0.0
     offline: list[int] = []
     for i in range(n):
@@ -163,6 +179,18 @@ def advance(t: DreamerTable, p: Pulls, tick: int) -> Totals:
             distress[i] += 1
         elif distress[i]:
             distress[i] = 0
+        fv = fr_v[i] + k_f * (nv - fr_v[i])
+        dev = na - fr_a[i]
+        fa = fr_a[i] + k_f * dev
+        fu = fr_u[i] + k_f * (dev * dev - fr_u[i])
+        fr_v[i] = fv
+        fr_a[i] = fa
+        fr_u[i] = fu
+        unsteady = sqrt(fu) * inv_sd if fu > 0.0 else 0.0
+        if unsteady > 1.0:
+            unsteady = 1.0
+        f = w_v * (1.0 - fv) + w_a * fa + w_u * unsteady
+        frag[i] = 0.0 if f < 0.0 else 1.0 if f > 1.0 else f
         sum_v += nv
         sum_v2 += nv * nv
         sum_a += na

@@ -32,6 +32,10 @@ class DreamerTable:
         "dlt",
         "eps",
         "eta",
+        "fr_a",
+        "fr_u",
+        "fr_v",
+        "frag",
         "gid",
         "glitch",
         "index",
@@ -67,6 +71,10 @@ class DreamerTable:
         "gid",
         "distress",
         "release",
+        "fr_v",
+        "fr_a",
+        "fr_u",
+        "frag",
     )
 
     def __init__(self) -> None:
@@ -89,12 +97,22 @@ class DreamerTable:
         self.gid: list[int] = []  # id of the glitch carried (0: none)
         self.distress: list[int] = []  # consecutive low-valence/high-arousal ticks
         self.release: list[int] = []  # nightmare release until this tick
+        self.fr_v: list[float] = []  # recent valence (exponential average)
+        self.fr_a: list[float] = []  # recent arousal (exponential average)
+        self.fr_u: list[float] = []  # recent squared deviation of arousal from fr_a
+        self.frag: list[float] = []  # fragility, from the three above (see glitch.py)
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def add(self, name: str, traits: Traits, valence: float, arousal: float) -> int:
-        """Insert a dreamer at its name position and return its column."""
+    def add(
+        self, name: str, traits: Traits, valence: float, arousal: float, fragility: float = 0.0
+    ) -> int:
+        """Insert a dreamer at its name position and return its column.
+
+        Its recent averages start at ``valence`` and ``arousal``, steady, with
+        that state's ``fragility``.
+        """
         i = bisect_left(self.names, name)
         row: tuple[object, ...] = (
             name,
@@ -115,6 +133,10 @@ class DreamerTable:
             0,
             0,
             0,
+            valence,
+            arousal,
+            0.0,
+            fragility,
         )
         for column, value in zip(self.COLUMNS, row, strict=True):
             getattr(self, column).insert(i, value)

@@ -3,13 +3,18 @@
 
 How a tick runs (``now`` is :attr:`Engine.tick` before the step):
 
-1. Inputs are sorted into a canonical order (kind, then every field), so
-   their order within a tick never matters: leaves, joins, telemetry, pod
-   status, pod faults, injected glitches, template uploads, story lines.
+1. Inputs are sorted into a canonical order (kind, then every field the
+   engine reads), so their order within a tick never matters: leaves,
+   joins, telemetry, pod status, pod faults, injected glitches, template
+   uploads, story lines. Telemetry sorts by pod, ts, boot, seq, valence and
+   arousal: never by raw vital signs, which the engine does not read, so a
+   journal that keeps derived values only replays in the same order.
 2. Every dreamer advances (:func:`.contagion.advance`): contagion, pulls
-   toward telemetry/baseline and the scene's mood, glitch push. Balance and
-   mean arousal are computed; pods silent too long go offline.
-3. Glitches spread, decay and fade (:mod:`.glitch`).
+   toward telemetry/baseline and the scene's mood, glitch push, and its
+   recent state and fragility. Balance and mean arousal are computed; pods
+   silent too long go offline.
+3. Glitches spread (more readily to fragile dreamers), decay and fade
+   (:mod:`.glitch`).
 4. The phase machine sees the balance (:mod:`.recovery`); a transition to
    ``collapsed`` runs the recovery actions: damp α, isolate the strongest
    glitch carriers, move to the safe scene, open a storytelling circle and
@@ -99,16 +104,18 @@ def _finite(x: float) -> float:
 
 
 def _input_key(inp: EngineInput) -> tuple[object, ...]:
-    """A total order on inputs: kind first, then every field."""
+    """A total order on inputs: kind first, then every field the engine reads.
+
+    Telemetry's vital signs are left out: the engine never reads them, and a
+    journal (derived data only) does not keep them.
+    """
     if isinstance(inp, DreamerLeft):
         return (0, inp.dreamer)
     if isinstance(inp, DreamerJoined):
         return (1, inp.dreamer)
     if isinstance(inp, Telemetry):
         s = inp.sample
-        v = s.vitals
-        return (2, s.pod, s.ts, s.boot, s.seq, s.valence, s.arousal, v.heart_rate, v.hrv,
-                v.skin_conductance, v.respiration)  # fmt: skip
+        return (2, s.pod, s.ts, s.boot, s.seq, s.valence, s.arousal)
     if isinstance(inp, PodOffline):
         return (3, inp.dreamer)
     if isinstance(inp, PodFault):
@@ -214,6 +221,8 @@ class Engine:
                 dt=cfg.dt,
                 tick=now,
                 events=events,
+                gain=cfg.fragility_gain,
+                rest=cfg.rest_fragility,
             )
             transition = self.machine.observe(self.balance)
             if transition is not None:
@@ -246,8 +255,10 @@ class Engine:
                 )
             # One row per dreamer per tick: built as bare tuples, the cheapest record.
             rows = tuple(
-                _new_row(MoodRow, (name, round(v, 3), round(a, 3), round(g, 3), s))
-                for name, v, a, g, s in zip(t.names, t.val, t.aro, t.glitch, t.seq, strict=True)
+                _new_row(MoodRow, (name, round(v, 3), round(a, 3), round(g, 3), s, round(f, 3)))
+                for name, v, a, g, s, f in zip(
+                    t.names, t.val, t.aro, t.glitch, t.seq, t.frag, strict=True
+                )
             )
             events.append(Mood(_r3(self.balance), self.phase, rows))
         self.tick = now + 1
@@ -263,6 +274,7 @@ class Engine:
                 "valence": _r3(t.val[i]),
                 "arousal": _r3(t.aro[i]),
                 "glitch": _r3(t.glitch[i]),
+                "fragility": _r3(t.frag[i]),
                 "online": t.online[i],
                 "pod": t.pod[i],
             }
@@ -343,7 +355,8 @@ class Engine:
             s = inp.sample
             i = self._ensure(s.pod)
             rise = s.arousal - t.tel_a[i]
-            if t.pod[i] and rise >= cfg.stress_jump:
+            jump = cfg.stress_jump * (1.0 - cfg.fragility_stress_share * t.frag[i])
+            if t.pod[i] and rise >= jump and rise > 0.0:
                 self.glitches.start(t, i, "stress", cfg.stress_gain * rise, now, events)
             t.pod[i] = True
             t.tel_v[i] = s.valence
@@ -381,7 +394,7 @@ class Engine:
         if i is None:
             cfg = self.config
             traits = self.overrides.get(name) or default_traits(cfg, self.seed, name)
-            i = t.add(name, traits, cfg.baseline_valence, cfg.baseline_arousal)
+            i = t.add(name, traits, cfg.baseline_valence, cfg.baseline_arousal, cfg.rest_fragility)
         return i
 
     def _story(self, line: StoryLine, now: int, events: list[EventItem]) -> None:
@@ -470,7 +483,7 @@ class Engine:
         if author is not None and author in t.index:
             origin = t.index[author]
         else:
-            origin = min(range(len(t)), key=lambda i: (t.val[i], t.names[i]))
+            origin = min(range(len(t)), key=lambda i: (-t.frag[i], t.val[i], t.names[i]))
         self.glitches.start(t, origin, "fragment", scene.corruption, now, events)
 
     def _circle_tick(self, now: int, events: list[EventItem]) -> None:
@@ -497,6 +510,11 @@ class Engine:
         scene = self.narrative.scene
         safe = self.narrative.template.scene(self.narrative.template.safe)
         alpha = cfg.channel_strength * (cfg.recovery_damping if self.damped else 1.0)
+        weights = (
+            cfg.fragility_valence_weight
+            + cfg.fragility_arousal_weight
+            + cfg.fragility_unsteady_weight
+        )
         self._pulls = Pulls(
             dt=cfg.dt,
             alpha=alpha,
@@ -516,5 +534,10 @@ class Engine:
             offline_ticks=cfg.ticks(cfg.offline_after_s),
             distress_v=cfg.nightmare_valence_below,
             distress_a=cfg.nightmare_arousal_above,
+            k_frag=1.0 - math.exp(-cfg.dt / cfg.fragility_window_s),
+            w_valence=cfg.fragility_valence_weight / weights,
+            w_arousal=cfg.fragility_arousal_weight / weights,
+            w_unsteady=cfg.fragility_unsteady_weight / weights,
+            inv_sd=1.0 / cfg.fragility_unsteady_sd,
         )
         return self._pulls

@@ -15,16 +15,38 @@ Sources (kinds):
 - ``sensor`` — a :class:`~.api.PodFault` input: intensity
   ``sensor_fault_base + sensor_fault_per_invalid · invalid_count`` (max 1);
 - ``stress`` — a stress spike: a pod's measured arousal rises by at least
-  ``stress_jump`` between two samples; intensity ``stress_gain · rise``;
+  ``stress_jump · (1 − fragility_stress_share · f_R)`` between two samples
+  (a fragile dreamer spikes sooner); intensity ``stress_gain · rise``;
 - ``fragment`` — a corrupted narrative fragment: the room enters a scene
   whose ``corruption`` is above 0; intensity = the corruption, origin = the
-  template's uploader when present, else the dreamer with the lowest valence.
+  template's uploader when present, else the most fragile dreamer (highest
+  f_R, then lowest valence, then name).
 
-Every tick, each dreamer without a glitch catches one with probability
-``1 − exp(−λ)``, ``λ = rate · δ_R · α/(n−1) · Σ_S ε_S g_S · (1 − balance) · Δt``
+**Fragility of a dreamer.** Beside the room's fragility (1 − balance), each
+dreamer R has its own, from its recent state only (derived values, never
+raw vitals), kept by :func:`.contagion.advance`::
+
+    v̄_R += k_f · (v_R − v̄_R)          (recent valence)
+    d = a_R − ā_R;  ā_R += k_f · d     (recent arousal)
+    σ²_R += k_f · (d² − σ²_R)          (unsteadiness of arousal)
+    f_R = (w_v · (1 − v̄_R) + w_a · ā_R + w_u · min(1, σ_R / σ_ref)) / (w_v + w_a + w_u)
+
+with ``k_f = 1 − exp(−Δt / fragility_window_s)``, the weights
+``fragility_{valence,arousal,unsteady}_weight`` and ``σ_ref =
+fragility_unsteady_sd``. Low valence, high arousal and unsteady arousal make
+a dreamer fragile; f_R is in [0, 1], shown in ``mood`` rows and snapshots.
+Its susceptibility ``φ_R = exp(κ · (f_R − f_rest))`` scales the hazard
+below, as in a proportional-hazards model: κ = ``fragility_gain``, so e^κ
+is the hazard ratio of a fully fragile dreamer to a fully steady one, and
+f_rest is the fragility of a dreamer resting at the baseline, which
+therefore catches glitches at the configured rate.
+
+**Spread.** Every tick, each dreamer without a glitch catches one with
+probability ``1 − exp(−λ_R)``,
+``λ_R = rate · δ_R · φ_R · α/(n−1) · Σ_S ε_S g_S · (1 − balance) · Δt``
 over expressive carriers S: proportional to the contagion strength toward
-R and to the room's fragility. The draw uses the engine's seeded RNG, one
-draw per susceptible dreamer in name order. The new carrier takes
+R, to R's own fragility and to the room's. The draw uses the engine's
+seeded RNG, one draw per susceptible dreamer in name order. The new carrier takes
 ``spread_share`` of the load of the strongest sender (largest ε_S g_S,
 first by name on ties), and the glitch of that sender. Loads then decay
 exponentially (``glitch_half_life_s``); below ``glitch_floor`` they are
@@ -107,8 +129,14 @@ class GlitchField:
         dt: float,
         tick: int,
         events: list[EventItem],
+        gain: float = 0.0,
+        rest: float = 0.0,
     ) -> None:
-        """Spread, decay and fade; does nothing when no glitch is active."""
+        """Spread, decay and fade; does nothing when no glitch is active.
+
+        ``gain`` is κ and ``rest`` is f_rest of the susceptibility φ_R (κ = 0:
+        every dreamer's φ is 1).
+        """
         if not self.active:
             return
         n = len(t)
@@ -130,10 +158,13 @@ class GlitchField:
                 src_load = glitch[best]
                 src_id = gid[best]
                 src_name = t.names[best]
+                frag = t.frag
                 for i in range(n):
                     if glitch[i] > 0.0:
                         continue
                     lam = base * t.dlt[i]
+                    if gain:
+                        lam *= math.exp(gain * (frag[i] - rest))
                     if rng.random() < 1.0 - math.exp(-lam):
                         glitch[i] = share * src_load
                         gid[i] = src_id

@@ -17,6 +17,11 @@ snapshot is refused at restore and never fails a later step.
 Numbers are kept as they were written (an ``int`` level stays an ``int``),
 so ``read_snapshot`` then ``write_snapshot`` gives the same bytes.
 
+Versions: 2 added the dreamers' recent state and fragility (four columns)
+and the fragility settings. A version 1 snapshot is still read: its
+settings get the fragility defaults, and each dreamer's recent state starts
+at its current valence and arousal, steady (written back as version 2).
+
 The engine imports this module; this module imports the engine's parts and
 never the engine, so there is no import cycle.
 """
@@ -45,7 +50,9 @@ from .traits import Traits
 
 __all__ = ["SNAPSHOT_VERSION", "EngineParts", "read_snapshot", "write_snapshot"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+#: Versions :func:`read_snapshot` reads (older ones are upgraded on the way).
+READABLE_VERSIONS = (1, 2)
 
 #: Top-level keys, in the order they are written.
 KEYS = (
@@ -226,7 +233,14 @@ COLUMN_CHECKS: dict[str, Callable[[object, str], object]] = {
     "gid": _int,
     "distress": _int,
     "release": _int,
+    "fr_v": _unit,
+    "fr_a": _unit,
+    "fr_u": _unit,
+    "frag": _unit,
 }
+
+#: The columns version 1 did not have, in order, after the version 1 columns.
+_V2_COLUMNS = ("fr_v", "fr_a", "fr_u", "frag")
 
 
 # ---------------------------------------------------------------- reading
@@ -238,10 +252,12 @@ def read_snapshot(data: bytes) -> EngineParts:
         raw: object = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise LocalError("snapshot: not a msgpack document") from exc
-    if type(raw) is not dict or type(raw.get("v")) is not int or raw["v"] != SNAPSHOT_VERSION:
+    if type(raw) is not dict or type(raw.get("v")) is not int or raw["v"] not in READABLE_VERSIONS:
         raise LocalError("snapshot: unknown snapshot version")
     s: dict[str, object] = raw
     _check_keys(s)
+    if s["v"] == 1:
+        _upgrade_v1(s)
     config = _config(s["config"])
     machine = _machine(config, s["phase"], s["holds"])
     rng = SplitMix64(0)
@@ -261,6 +277,25 @@ def read_snapshot(data: bytes) -> EngineParts:
         narrative=_narrative(s),
         circle=None if s["circle"] is None else _circle(s["circle"]),
     )
+
+
+def _upgrade_v1(s: dict[str, object]) -> None:
+    """Version 1 → 2 in place: fragility settings and columns (see the module note)."""
+    config = s["config"]
+    if type(config) is not dict:
+        _fail("config", f"expected a map, got {_type(config)}")
+    defaults = EngineConfig().to_wire()
+    for key in (f for f in defaults if f.startswith("fragility_")):
+        config.setdefault(key, defaults[key])
+    cfg = _config(config)
+    old = len(DreamerTable.COLUMNS) - len(_V2_COLUMNS)
+    val = DreamerTable.COLUMNS.index("val")
+    aro = DreamerTable.COLUMNS.index("aro")
+    for k, row in enumerate(_list(s["dreamers"], "dreamers")):
+        cells = _list(row, f"dreamers[{k}]", old)
+        v = _unit(cells[val], f"dreamers[{k}].val")
+        a = _unit(cells[aro], f"dreamers[{k}].aro")
+        cells.extend([v, a, 0.0, min(1.0, max(0.0, cfg.fragility(v, a, 0.0)))])
 
 
 def _config(value: object) -> EngineConfig:

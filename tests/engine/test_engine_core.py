@@ -62,7 +62,7 @@ def test_join_creates_a_baseline_dreamer_and_mood_every_tick() -> None:
     mood = events[0]
     assert isinstance(mood, Mood) and mood.phase == "stable"
     assert [row.name for row in mood.dreamers] == ["lila", "rico"]
-    assert mood.dreamers[0] == MoodRow("lila", 0.5, 0.4, 0.0, None)
+    assert mood.dreamers[0] == MoodRow("lila", 0.5, 0.4, 0.0, None, 0.32)  # resting fragility
     assert mood.balance == 0.5
     assert len(run(engine, 3)) == 3
 

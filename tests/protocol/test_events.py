@@ -59,7 +59,7 @@ counts = st.integers(0, ev.MAX_COUNT)
 ids = st.integers(1, ev.MAX_COUNT)
 name_lists = st.lists(names, max_size=6).map(tuple)
 
-rows = st.builds(MoodRow, names, unit, unit, unit, st.none() | counts)
+rows = st.builds(MoodRow, names, unit, unit, unit, st.none() | counts, st.none() | unit)
 figures = st.builds(PhaseFigures, unit, unit, seconds)
 actions = st.builds(RecoveryActions, unit, name_lists, scene_ids, st.booleans(), counts)
 
@@ -134,7 +134,7 @@ class TestRegistry:
         assert wire_keys(PhaseChanged) == ("from", "to", "reason", "figures", "actions")
         assert wire_keys(GlitchSpread) == ("id", "from", "to", "intensity")
         assert wire_keys(SceneChanged) == ("from", "to", "reason")
-        assert wire_keys(MoodRow) == ("name", "valence", "arousal", "glitch", "seq")
+        assert wire_keys(MoodRow) == ("name", "valence", "arousal", "glitch", "seq", "fragility")
         assert wire_keys(str) == ()
 
     def test_kind_property(self) -> None:
@@ -162,13 +162,15 @@ class TestRoundTrip:
 
     def test_mood_rows_are_compact_on_the_wire(self) -> None:
         mood = Mood(
-            0.5, "stable", (MoodRow("lila", 0.5, 0.4, 0.0, None), MoodRow("rico", 1, 0, 0.25, 7))
+            0.5,
+            "stable",
+            (MoodRow("lila", 0.5, 0.4, 0.0, None), MoodRow("rico", 1, 0, 0.25, 7, 0.75)),
         )
         assert mood.to_wire() == {
             "kind": "mood",
             "balance": 0.5,
             "phase": "stable",
-            "dreamers": [["lila", 0.5, 0.4, 0.0, None], ["rico", 1, 0, 0.25, 7]],
+            "dreamers": [["lila", 0.5, 0.4, 0.0, None], ["rico", 1, 0, 0.25, 7, 0.75]],
         }
         assert mood.dreamers[1].seq == 7 and mood.dreamers[0].name == "lila"
 
@@ -318,9 +320,11 @@ class TestValidation:
             "kind": "mood",
             "balance": 0.5,
             "phase": "stable",
-            "dreamers": [["a", 0.5, 0.5, 0.0, 3, "a newer column"]],
+            "dreamers": [["a", 0.5, 0.5, 0.0, 3, 0.2, "a newer column"]],
             "weather": "fog",
         }
+        assert item_from_wire(wire) == Mood(0.5, "stable", (MoodRow("a", 0.5, 0.5, 0.0, 3, 0.2),))
+        wire["dreamers"] = [["a", 0.5, 0.5, 0.0, 3]]  # from a server without fragility
         assert item_from_wire(wire) == Mood(0.5, "stable", (MoodRow("a", 0.5, 0.5, 0.0, 3),))
 
 
