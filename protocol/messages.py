@@ -39,7 +39,9 @@ __all__ = [
     "Error",
     "Event",
     "Hello",
+    "History",
     "Join",
+    "Journal",
     "Leave",
     "Left",
     "ListRooms",
@@ -68,6 +70,11 @@ MAX_REF = 32
 MAX_CODE = 64
 MAX_ERROR_MESSAGE = 1000
 MAX_ROOMS_LISTED = 500
+#: Most journal bytes in one ``journal`` frame: a frame of the default size
+#: holds it with room to spare.
+MAX_JOURNAL_CHUNK = MAX_FRAME - 4 * 1024
+#: Most ``journal`` frames in one answer (the server refuses a bigger history).
+MAX_JOURNAL_PARTS = 65536
 
 Role = Literal["dreamer", "observer"]
 TemplateFormat = Literal["json", "toml"]
@@ -269,6 +276,24 @@ class UploadTemplate:
             format="json" if fmt == "json" else "toml",
             text=get_str(m, "text", p, max_len=MAX_TEMPLATE_TEXT),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Ask for a room's retained history as a dream journal (answered by ``journal`` frames)."""
+
+    TYPE: ClassVar[str] = "history"
+    room: str
+
+    def __post_init__(self) -> None:
+        _check_room(self.room, "history.room")
+
+    def to_wire(self) -> WireMap:
+        return {"t": self.TYPE, "room": self.room}
+
+    @classmethod
+    def from_wire(cls, m: Mapping[str, object]) -> History:
+        return cls(room=get_str(m, "room", cls.TYPE, max_len=48))
 
 
 # ---------------------------------------------------------------- server -> client
@@ -547,6 +572,50 @@ class Status:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """One part of a room's history as a dream journal file; ``last`` ends it.
+
+    The parts' ``data``, concatenated in ``part`` order (0, 1, …), are the
+    journal's bytes (the format is documented in the README).
+    """
+
+    TYPE: ClassVar[str] = "journal"
+    room: str
+    part: int
+    last: bool
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _check_room(self.room, "journal.room")
+        if not 0 <= self.part < MAX_JOURNAL_PARTS:
+            raise InvalidMessage("journal.part", f"must be in 0..{MAX_JOURNAL_PARTS - 1}")
+        if len(self.data) > MAX_JOURNAL_CHUNK:
+            raise InvalidMessage("journal.data", f"at most {MAX_JOURNAL_CHUNK} bytes")
+
+    def to_wire(self) -> WireMap:
+        return {
+            "t": self.TYPE,
+            "room": self.room,
+            "part": self.part,
+            "last": self.last,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_wire(cls, m: Mapping[str, object]) -> Journal:
+        p = cls.TYPE
+        data = m.get("data")
+        if not isinstance(data, bytes):
+            raise InvalidMessage("journal.data", "expected binary data")
+        return cls(
+            room=get_str(m, "room", p, max_len=48),
+            part=get_int(m, "part", p, lo=0, hi=MAX_JOURNAL_PARTS - 1),
+            last=get_bool(m, "last", p),
+            data=data,
+        )
+
+
 def _wire_map(m: dict[str, object]) -> WireMap:
     """A decoded map is a WireMap: the codec only produces wire values."""
     out: WireMap = {}
@@ -555,8 +624,10 @@ def _wire_map(m: dict[str, object]) -> WireMap:
     return out
 
 
-ClientMessage: TypeAlias = Hello | Join | Leave | Say | ListRooms | UploadTemplate
-ServerMessage: TypeAlias = Welcome | Snapshot | Event | Resync | Error | Rooms | Left | Status
+ClientMessage: TypeAlias = Hello | Join | Leave | Say | ListRooms | UploadTemplate | History
+ServerMessage: TypeAlias = (
+    Welcome | Snapshot | Event | Resync | Error | Rooms | Left | Status | Journal
+)
 Message: TypeAlias = ClientMessage | ServerMessage
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -568,6 +639,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Say,
         ListRooms,
         UploadTemplate,
+        History,
         Welcome,
         Snapshot,
         Event,
@@ -576,6 +648,9 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Rooms,
         Left,
         Status,
+        Journal,
     )
 }
-CLIENT_TYPES = frozenset(c.TYPE for c in (Hello, Join, Leave, Say, ListRooms, UploadTemplate))
+CLIENT_TYPES = frozenset(
+    c.TYPE for c in (Hello, Join, Leave, Say, ListRooms, UploadTemplate, History)
+)

@@ -109,6 +109,11 @@ class RoomState:
 
     # ------------------------------------------------------------------ queries
     @property
+    def story_tail(self) -> int:
+        """Story lines kept for snapshots."""
+        return self._story.maxlen or 0
+
+    @property
     def session_count(self) -> int:
         return len(self._sessions)
 

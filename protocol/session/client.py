@@ -20,6 +20,7 @@ from ..messages import (
     Event,
     Hello,
     Join,
+    Journal,
     Leave,
     Left,
     Message,
@@ -245,7 +246,7 @@ class ClientSession:
         if isinstance(frame, Welcome):
             self.welcome = frame
             return [Deliver(frame)]
-        if isinstance(frame, Left | Rooms | Status):
+        if isinstance(frame, Left | Rooms | Status | Journal):
             return [Deliver(frame)]
         return []  # a client message: not for a client to act on
 

@@ -7,9 +7,10 @@ about one connection. The gateway decodes each frame and calls
 current time; the session answers with a list of *actions*: a message to
 :class:`~.common.Send`, a :class:`Close`, or a domain request (:class:`EnterRoom`,
 :class:`LeaveRoom`, :class:`TellStory`, :class:`ApplyTemplate`,
-:class:`FetchRooms`) for the gateway to carry out. The outcome of a request
-comes back as a method call (``joined``, ``join_failed``, ``left``,
-``listed``, ``request_failed``) that returns actions too. Timers are
+:class:`FetchRooms`, :class:`FetchHistory`) for the gateway to carry out.
+The outcome of a request comes back as a method call (``joined``,
+``join_failed``, ``left``, ``listed``, ``history``, ``request_failed``)
+that returns actions too. Timers are
 :meth:`ServerSession.poll`; :meth:`ServerSession.deadline` says when::
 
     greeting ──hello, right version──▶ open
@@ -60,11 +61,14 @@ from ..errors import (
     VersionMismatch,
 )
 from ..messages import (
+    MAX_JOURNAL_CHUNK,
     PROTOCOL_VERSION,
     ClientMessage,
     Error,
     Hello,
+    History,
     Join,
+    Journal,
     Leave,
     Left,
     ListRooms,
@@ -88,6 +92,7 @@ __all__ = [
     "ApplyTemplate",
     "Close",
     "EnterRoom",
+    "FetchHistory",
     "FetchRooms",
     "LeaveRoom",
     "Request",
@@ -166,7 +171,16 @@ class FetchRooms:
     REF: ClassVar[str] = ListRooms.TYPE
 
 
-Request: TypeAlias = EnterRoom | LeaveRoom | TellStory | ApplyTemplate | FetchRooms
+@dataclass(frozen=True, slots=True)
+class FetchHistory:
+    """Build ``room``'s retained history as a dream journal. Answer: ``history``
+    (the journal's bytes) or ``request_failed``."""
+
+    REF: ClassVar[str] = History.TYPE
+    room: str
+
+
+Request: TypeAlias = EnterRoom | LeaveRoom | TellStory | ApplyTemplate | FetchRooms | FetchHistory
 ServerAction: TypeAlias = Send | Close | Request
 
 
@@ -206,6 +220,8 @@ RULES: Mapping[str, Rule] = {
     Say.TYPE: Rule("open", "member", Say.TYPE),
     UploadTemplate.TYPE: Rule("open", "member", UploadTemplate.TYPE),
     ListRooms.TYPE: Rule("open"),
+    # A room's history needs no membership: who may read it is the token's to say.
+    History.TYPE: Rule("open"),
 }
 
 #: What a member may do in a room, by the role it joined as. Leaving needs no
@@ -319,6 +335,14 @@ class ServerSession:
         """The answer to FetchRooms."""
         return [] if self.closed else [Send(rooms)]
 
+    def history(self, room: str, journal: bytes) -> list[ServerAction]:
+        """The answer to FetchHistory: the journal in ``journal`` frames, in order."""
+        if self.closed:
+            return []
+        step = MAX_JOURNAL_CHUNK
+        parts = [journal[k : k + step] for k in range(0, len(journal), step)] or [b""]
+        return [Send(Journal(room, k, k == len(parts) - 1, part)) for k, part in enumerate(parts)]
+
     def request_failed(self, error: SleepSyncError, ref: str) -> list[ServerAction]:
         """A request of type ``ref`` failed: tell the peer (and close if fatal)."""
         if self.closed:
@@ -363,7 +387,7 @@ class ServerSession:
         return True
 
     def _client_message(self, msg: Message) -> ClientMessage:
-        if isinstance(msg, Hello | Join | Leave | Say | ListRooms | UploadTemplate):
+        if isinstance(msg, Hello | Join | Leave | Say | ListRooms | UploadTemplate | History):
             return msg
         raise UnknownMessage(f"{msg.TYPE} is a server message; a client may not send it")
 
@@ -413,6 +437,8 @@ class ServerSession:
             return [TellStory(msg.room, name, msg.text)]
         if isinstance(msg, UploadTemplate):
             return [ApplyTemplate(msg.room, name, msg.format, msg.text)]
+        if isinstance(msg, History):
+            return [FetchHistory(msg.room)]
         return [FetchRooms()]
 
     def _welcome(self) -> Welcome:

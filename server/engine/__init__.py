@@ -23,7 +23,7 @@ from .api import (
 )
 from .balance import room_balance
 from .config import EngineConfig
-from .engine import Engine, load_default_narrative
+from .engine import Engine, canonical_order, load_default_narrative
 from .glitch import GLITCH_KINDS
 from .recovery import PHASES, TABLE
 from .traits import Traits
@@ -46,6 +46,7 @@ __all__ = [
     "Telemetry",
     "TemplateUploaded",
     "Traits",
+    "canonical_order",
     "load_default_narrative",
     "room_balance",
 ]

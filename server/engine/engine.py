@@ -81,7 +81,7 @@ from .rng import SplitMix64
 from .snapshot import SNAPSHOT_VERSION, EngineParts, read_snapshot, write_snapshot
 from .traits import Traits, default_traits
 
-__all__ = ["SNAPSHOT_VERSION", "Engine", "load_default_narrative"]
+__all__ = ["SNAPSHOT_VERSION", "Engine", "canonical_order", "load_default_narrative"]
 
 
 @lru_cache(maxsize=1)
@@ -126,6 +126,11 @@ def _input_key(inp: EngineInput) -> tuple[object, ...]:
         doc = json.dumps(template_to_wire(inp.template), sort_keys=True)
         return (6, inp.author, doc)
     return (7, inp.author, inp.text)
+
+
+def canonical_order(inputs: Sequence[EngineInput]) -> list[EngineInput]:
+    """``inputs`` in the order ``step`` applies them (a journal records this order)."""
+    return sorted(inputs, key=_input_key)
 
 
 class Engine:
@@ -195,7 +200,7 @@ class Engine:
         events: list[EventItem] = []
         cues: list[Cue] = []
         now = self.tick
-        for inp in sorted(inputs, key=_input_key):
+        for inp in canonical_order(inputs):
             self._apply(inp, now, events)
         t = self.dreamers
         cfg = self.config

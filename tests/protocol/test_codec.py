@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sleepsync.protocol.codec import decode, decode_map, encode, event_time
+from sleepsync.protocol.codec import decode, decode_map, encode, encode_map, event_time
 from sleepsync.protocol.errors import (
     DecodeError,
     FrameTooBig,
@@ -20,12 +20,15 @@ from sleepsync.protocol.errors import (
 )
 from sleepsync.protocol.messages import (
     CLIENT_TYPES,
+    MAX_JOURNAL_CHUNK,
     MAX_TEMPLATE_TEXT,
     MESSAGE_TYPES,
     Error,
     Event,
     Hello,
+    History,
     Join,
+    Journal,
     Leave,
     Left,
     ListRooms,
@@ -135,6 +138,14 @@ messages = st.one_of(
         ),
     ),
     st.builds(Left, room=rooms),
+    st.builds(History, room=rooms),
+    st.builds(
+        Journal,
+        room=rooms,
+        part=st.integers(0, 65535),
+        last=st.booleans(),
+        data=st.binary(max_size=64) | st.just(b"j" * MAX_JOURNAL_CHUNK),
+    ),
     st.builds(
         Status,
         state=st.sampled_from(["ok", "degraded", "shutting_down"]),
@@ -167,8 +178,20 @@ def test_every_message_type_is_covered_by_the_strategy() -> None:
         Rooms,
         Left,
         Status,
+        History,
+        Journal,
     }
     assert seen == set(MESSAGE_TYPES.values())
+
+
+def test_a_full_journal_part_fits_a_default_frame() -> None:
+    frame = encode(Journal("night", 65535, False, b"j" * MAX_JOURNAL_CHUNK))
+    assert len(frame) <= 65536
+    assert decode(frame) == Journal("night", 65535, False, b"j" * MAX_JOURNAL_CHUNK)
+    for bad in ({"part": -1}, {"data": "text"}, {"data": b"j" * (MAX_JOURNAL_CHUNK + 1)}):
+        wire = {"t": "journal", "room": "night", "part": 0, "last": True, "data": b"", **bad}
+        with pytest.raises(InvalidMessage):
+            decode(encode_map(wire), BIG)
 
 
 @given(st.binary(max_size=2048))
