@@ -177,6 +177,26 @@ class Settings:
         "before its newest sample (stale_boot)",
         minimum=0.0,
     )
+    journal_dir: str = _setting(
+        "",
+        "record every room this node owns into this directory as dream journal segments "
+        "(empty: no recording)",
+    )
+    journal_segment_mb: float = _setting(
+        64.0,
+        "a journal segment over this many MB (compressed) ends and a new one starts",
+        minimum=0.001,
+    )
+    journal_max_mb: float = _setting(
+        1024.0,
+        "the journal directory is kept under this many MB: the oldest segments go",
+        minimum=0.001,
+    )
+    journal_hash_every: int = _setting(
+        10,
+        "ticks between the engine state hashes a journal (recorded or exported) keeps",
+        minimum=1,
+    )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
 
     @property

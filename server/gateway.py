@@ -9,7 +9,9 @@ a close, and domain requests (enter or leave a room, push a story line or a
 template, list rooms) on the presence store, the room owners and the fan-out.
 Each request's outcome goes back to the session, whose answer is carried out
 in turn. Between frames, the pump wakes at the session's deadline to run its
-timers (the hello timeout). Every input for a room goes through
+timers (the hello timeout). A ``history`` request builds the room's journal from the store
+(:func:`~.journal.export.export_journal`) and the session sends it in parts.
+Every input for a room goes through
 :meth:`Gateway._push`; a room that cannot take it raises a
 :class:`~sleepsync.protocol.errors.SleepSyncError`, which the session turns
 into an error to the sender. Oversize frames are refused by websockets itself
@@ -42,6 +44,7 @@ from sleepsync.protocol.session import (
     ApplyTemplate,
     Close,
     EnterRoom,
+    FetchHistory,
     LeaveRoom,
     Request,
     Send,
@@ -56,6 +59,7 @@ from .backend.base import Backend, Member
 from .config import Settings
 from .fanout import Fanout, RoomUnavailable, Subscriber
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
+from .journal.export import NoHistory, export_journal
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
@@ -216,6 +220,8 @@ class Gateway:
                 await self._push(request.room, StoryInput(link.id, request.name, request.text))
             elif isinstance(request, ApplyTemplate):
                 await self._upload(link, request)
+            elif isinstance(request, FetchHistory):
+                return session.history(request.room, await self._history(request.room))
             else:  # FetchRooms
                 return session.listed(await self._list_rooms())
         except SleepSyncError as exc:
@@ -275,6 +281,21 @@ class Gateway:
         self.hooks.parse_template(request.text, request.format)  # raises TemplateInvalid
         item = TemplateInput(request.name, request.format, request.text, link.id)
         await self._push(request.room, item)
+
+    async def _history(self, room: str) -> bytes:
+        """The room's retained history as a journal (raises NoHistory)."""
+        if self.hooks is None:
+            raise NoHistory("this server runs no dream engine")
+        self.metrics.backend_ops.labels("history").inc()
+        return await export_journal(
+            self.backend,
+            room,
+            self.hooks,
+            node=self.node_id,
+            hash_every=self.settings.journal_hash_every,
+            story_tail=self.settings.story_tail,
+            capacity=self.settings.room_capacity,
+        )
 
     async def _list_rooms(self) -> Rooms:
         infos = []

@@ -46,6 +46,7 @@ from .dream import engine_hooks
 from .fanout import Fanout
 from .gateway import Gateway
 from .ingest import Ingest
+from .journal.recorder import JournalKeeper
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
@@ -84,6 +85,17 @@ class Node:
         if hooks is None and engine:
             hooks = engine_hooks(settings)
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        #: Records every owned room (``--journal-dir``); None without a directory.
+        self.journal: JournalKeeper | None = None
+        if settings.journal_dir and hooks is not None:
+            self.journal = JournalKeeper(
+                settings.journal_dir,
+                node=self.node_id,
+                segment_bytes=int(settings.journal_segment_mb * 1e6),
+                max_bytes=int(settings.journal_max_mb * 1e6),
+                hash_every=settings.journal_hash_every,
+            )
+            hooks = self.journal.hooks(hooks)
         self.metrics = Metrics()
         #: Every background task of this node; ``stop()`` ends them all.
         self.tasks = Supervisor()
@@ -108,6 +120,7 @@ class Node:
             on_health=self._on_health,
             tasks=self.tasks,
             clock=clock,
+            journal=self.journal,
         )
         self.broker: EmbeddedBroker | None = None
         self.ingest: Ingest | None = None

@@ -30,6 +30,11 @@ Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
 its sender; a node that lost touch registers its members again before it
 forwards any more.
 
+Journal (``--journal-dir``): the manager tells its
+:class:`~.journal.recorder.JournalKeeper` when a room is installed, when a
+tick's events are stored and when the node lets a room go; the keeper
+records what the room's engine saw in between.
+
 Many nodes: each maintenance round (every lease TTL / 3) the node beats,
 renews its leases, lets the janitor clean up, and adopts unowned rooms up
 to its fair share; a room opened by a join is taken by the joining node
@@ -59,6 +64,7 @@ from .backend.base import (
 from .config import Settings
 from .inputs import ExternalInput, MemberLeave, RoomInput, decode_input
 from .janitor import Janitor
+from .journal.recorder import JournalKeeper
 from .metrics import Metrics
 from .outbox import Outbox
 from .ownership import HealthSink, Ownership
@@ -115,8 +121,10 @@ class RoomManager:
         on_health: HealthSink | None = None,
         tasks: Supervisor,
         clock: Callable[[], float] = time.monotonic,
+        journal: JournalKeeper | None = None,
     ) -> None:
         self.backend = backend
+        self.journal = journal
         self.tasks = tasks
         self.settings = settings
         self.node_id = node_id
@@ -236,6 +244,8 @@ class RoomManager:
         if room in self.owned:
             return True
         self.owned[room] = OwnedRoom(runner, lease)
+        if self.journal is not None:
+            self.journal.installed(room, runner, lease.epoch)
         self.metrics.rooms_owned.set(len(self.owned))
         if self._on_ownership is not None:
             self._on_ownership(room, True)
@@ -271,6 +281,8 @@ class RoomManager:
     def step_down(self, room: str, reason: str) -> None:
         owned = self.owned.pop(room, None)
         self.janitor.forget(room)
+        if self.journal is not None:
+            self.journal.let_go(room, clean=False)
         if owned is not None:
             log.warning("node %s steps down from room %s: %s", self.node_id, room, reason)
             self.metrics.rooms_owned.set(len(self.owned))
@@ -288,6 +300,9 @@ class RoomManager:
                 await self.backend.release_lease(o.lease)
         except BackendError as exc:
             log.warning("could not hand rooms back: %s", exc)
+        if self.journal is not None:
+            for room in owned:
+                self.journal.let_go(room, clean=True)
         for room in owned:
             if self._on_ownership is not None:
                 self._on_ownership(room, False)
@@ -368,6 +383,10 @@ class RoomManager:
                 if not ok:
                     self.metrics.fenced.inc()
                     self.step_down(room, "append refused: a newer owner holds the room")
+        if self.journal is not None:
+            for room in rooms:
+                if room in self.owned:  # its events are stored (or it had none)
+                    self.journal.stored(room)
         await self._save_snapshots(to_snapshot)
 
     def _tick_room(

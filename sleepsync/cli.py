@@ -1,10 +1,11 @@
 """The ``sleepsync`` command: one entry point, subcommands loaded lazily.
 
 Each subcommand lives in the package it belongs to (``server.cli``,
-``client.cli``, ``demo``) as a pair: a function that adds its argparse
-subparser and one that runs it. :data:`COMMANDS` names the module of each,
-so ``sleepsync dream`` never imports the server and ``sleepsync serve``
-never imports the client; ``sleepsync --help`` imports neither.
+``client.cli``; ``demo`` and ``nights`` compose both sides) as a pair: a
+function that adds its argparse subparser and one that runs it.
+:data:`COMMANDS` names the module of each, so ``sleepsync dream`` never
+imports the server and ``sleepsync serve`` never imports the client;
+``sleepsync --help`` imports neither.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": (
         "sleepsync.client.cli",
         "load-test a deployment with simulated pods and observers",
+    ),
+    "journal": ("sleepsync.nights", "export, plot and inspect dream journals"),
+    "replay": (
+        "sleepsync.nights",
+        "re-run a dream journal: check it bit-exact, watch it again, or run a what-if",
     ),
 }
 

@@ -146,12 +146,19 @@ class DreamerSeries:
     fragility: array[float] = field(default_factory=lambda: array("f"))
 
 
+#: Most level samples a trace keeps per series before it halves its resolution.
+MAX_SAMPLES = 20_000
+
+
 @dataclass(slots=True)
 class NightTrace:
     """The series of one night for a picture (an observer).
 
-    Levels are kept every ``every`` ticks (a picture of a long night needs
-    no more); moments (glitches, scenes, circles, story lines) exactly.
+    Levels are kept every ``every`` ticks; when a series passes
+    :data:`MAX_SAMPLES` the trace keeps every other one and doubles
+    ``every``, so a night of any length fits in bounded memory (a picture
+    needs no more). Moments (glitches, scenes, circles, story lines) are
+    kept exactly.
     """
 
     every: int = 1
@@ -192,6 +199,10 @@ class NightTrace:
                     self.phases.append((tick, item.phase))
                 if tick % self.every:
                     continue
+                if len(self.ticks) >= MAX_SAMPLES:
+                    self._thin()
+                    if tick % self.every:
+                        continue
                 self.ticks.append(tick)
                 self.balance.append(item.balance)
                 for row in item.dreamers:
@@ -214,3 +225,17 @@ class NightTrace:
                 self.narratives.append((tick, item.title, item.by))
             elif isinstance(item, NightmareReleased):
                 self.nightmares.append((tick, item.dreamer))
+
+    def _thin(self) -> None:
+        """Keep the samples on multiples of twice ``every``; double it."""
+        self.every *= 2
+        every = self.every
+        picked = [k for k, tick in enumerate(self.ticks) if tick % every == 0]
+        self.ticks = array("q", (self.ticks[k] for k in picked))
+        self.balance = array("f", (self.balance[k] for k in picked))
+        for s in self.dreamers.values():
+            rows = [k for k, tick in enumerate(s.ticks) if tick % every == 0]
+            s.ticks = array("q", (s.ticks[k] for k in rows))
+            s.valence = array("f", (s.valence[k] for k in rows))
+            s.arousal = array("f", (s.arousal[k] for k in rows))
+            s.fragility = array("f", (s.fragility[k] for k in rows))

@@ -37,6 +37,7 @@ __all__ = [
     "ReplayResult",
     "WhatIf",
     "apply_settings",
+    "read_night",
     "replay",
     "start_engine",
 ]
@@ -138,9 +139,12 @@ def replay(
     whatif: WhatIf | None = None,
     observers: Sequence[Observer] = (),
     recorded: Sequence[Observer] = (),
+    hashes: dict[int, str] | None = None,
 ) -> ReplayResult:
     """Run the journal again; with ``check``, stop at the first difference.
 
+    ``hashes``, when given, receives the recorded state hashes by the
+    engine's tick count they belong to (the start's, each tick's, the end's).
     Raises :class:`JournalError` when the file is unreadable (or a what-if
     cannot start).
     """
@@ -151,6 +155,8 @@ def replay(
     template = whatif.template if whatif is not None else None
     result = ReplayResult(start_tick=engine.tick)
     began = time.perf_counter()
+    if hashes is not None:
+        hashes[engine.tick] = reader.header.start_hash
 
     def run(tick: int, inputs: Sequence[EngineInput]) -> list[EventItem]:
         events = engine.step(inputs).events
@@ -180,6 +186,8 @@ def replay(
             )
         for observe in recorded:
             observe(record.tick, record.inputs, record.items)
+        if hashes is not None and record.hash is not None:
+            hashes[record.tick + 1] = record.hash
         events = run(record.tick, inputs)
         if not check:
             continue
@@ -198,6 +206,8 @@ def replay(
         end = reader.end
         result.end = end
         if end is not None:
+            if hashes is not None and end.hash is not None:
+                hashes[end.tick] = end.hash
             while engine.tick < end.tick:
                 quiet = engine.tick
                 run(quiet, ())
@@ -213,6 +223,17 @@ def replay(
     result.ticks = engine.tick - result.start_tick
     result.seconds = time.perf_counter() - began
     return result
+
+
+def read_night(reader: JournalReader, observers: Sequence[Observer]) -> int:
+    """Feed the recorded ticks to ``observers`` without running the engine; the
+    number of tick records read."""
+    n = 0
+    for record in reader.ticks():
+        n += 1
+        for observe in observers:
+            observe(record.tick, record.inputs, record.items)
+    return n
 
 
 def _first_difference(recorded: Sequence[EventItem], replayed: Sequence[EventItem]) -> str:

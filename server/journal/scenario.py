@@ -149,7 +149,7 @@ def record_lighthouse_night(*, seed: int = SEED, hash_every: int = 10) -> bytes:
     tap = EngineTap(engine, hash_every)
     tap.mark_start()
     out = io.BytesIO()
-    segment = Segment(node="scenario", reason="scenario", created=0.0)
+    segment = Segment(node="scenario", reason="scenario", created=T0)
     writer = JournalWriter(out, tap, room=ROOM, segment=segment)
     rng = random.Random(f"lighthouse:{seed}")
     cast = _cast()
