@@ -154,6 +154,7 @@ class JournalReader:
             max_ext_len=0,
         )
         fed = 0
+        self._complete = 0  # bytes of the complete records read so far
         data = _decompressed(self._chunks, self.name)
         head = b""
         for chunk in data:
@@ -175,7 +176,7 @@ class JournalReader:
             yield from self._decode(unpacker)
         if len(head) < len(MAGIC):
             raise JournalError(f"{self.name}: not a SleepSync journal (too short)")
-        if unpacker.tell() != fed:
+        if self._complete != fed:
             after = self.decoder.count
             raise JournalError(
                 f"{self.name}: truncated: the file ends inside record {after + 1}"
@@ -195,6 +196,7 @@ class JournalReader:
                 raise JournalError(
                     f"{self.name}: record {decoder.count + 1} is not valid msgpack ({exc})"
                 ) from exc
+            self._complete = unpacker.tell()
             record = decoder.record(raw)
             if record is not None:
                 yield record

@@ -90,6 +90,7 @@ class JournalKeeper:
         segment_bytes: int,
         max_bytes: int,
         hash_every: int = 10,
+        flush_s: float = FLUSH_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.directory = Path(directory)
@@ -97,6 +98,7 @@ class JournalKeeper:
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.hash_every = hash_every
+        self.flush_s = flush_s
         self._clock = clock
         self._recordings: dict[str, _Recording] = {}
         self._index = 0
@@ -125,7 +127,7 @@ class JournalKeeper:
         try:
             rec.writer.write(steps)
             self.stats.ticks += len(steps)
-            if now - rec.flushed_at >= FLUSH_S:
+            if now - rec.flushed_at >= self.flush_s:
                 rec.file.flush()
                 rec.flushed_at = now
             if rec.file.size >= self.segment_bytes:
