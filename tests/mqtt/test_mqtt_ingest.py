@@ -79,7 +79,8 @@ async def open_room(node: Node, room: str = ROOM) -> None:
 def mood_seq(rec: Recorder, pod: str) -> int | None:
     """The last telemetry seq the engine reports for ``pod`` (None: not a dreamer)."""
     for item in reversed(rec.items("mood")):
-        for name, _v, _a, _g, seq in item["dreamers"]:
+        for row in item["dreamers"]:
+            name, _v, _a, _g, seq = row[:5]  # later columns (fragility) are optional
             if name == pod:
                 return int(seq)
     return None
