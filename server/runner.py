@@ -38,8 +38,11 @@ from .room_state import EngineHooks, RoomState
 __all__ = ["ReplayError", "RoomRunner", "TickResult"]
 
 
-class ReplayError(SleepSyncError):
-    """A room's stored history cannot be replayed (a hole, or an unreadable record)."""
+class ReplayError(SleepSyncError, peer=False):
+    """A room's stored history cannot be replayed (a hole, or an unreadable record).
+
+    Kept inside: the owner releases the room; a ``history`` request says
+    ``no_history``."""
 
     code = "replay"
 

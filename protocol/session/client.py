@@ -84,6 +84,10 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "slow_consumer": "reconnect",
     "internal": "reconnect",
     "room_starting": "retry",
+    "room_missing": "retry",
+    "room_busy": "retry",
+    "node_lapsed": "retry",
+    "no_history": "report",
     "room_unavailable": "reconnect",
     "backend": "retry",
 }

@@ -67,8 +67,9 @@ class Fenced(BackendError):
     code = "fenced"
 
 
-class InputRefused(SleepSyncError):
-    """An input was not queued for the room's owner; its sender must be told."""
+class InputRefused(SleepSyncError, peer=False):
+    """An input was not queued for the room's owner; its sender must be told (the
+    subclasses say why)."""
 
     code = "input_refused"
 

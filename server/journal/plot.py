@@ -170,8 +170,10 @@ def _phase_bands(ax: Axes, trace: NightTrace, end: int, t: ToSeconds) -> None:
 
 
 def _phase_strip(ax: Axes, trace: NightTrace, end: int, t: ToSeconds) -> None:
+    """The what-if's phases, as a strip along the bottom of the balance panel."""
     for a, b, phase in _spans(trace, end):
         ax.axvspan(t(a), t(b), ymin=0.0, ymax=0.06, color=STRIP.get(phase, "#999999"), lw=0)
+    ax.text(0.003, 0.03, "what-if phases", transform=ax.transAxes, va="center", fontsize=7)
 
 
 def _moments(ax: Axes, trace: NightTrace, t: ToSeconds, span: float) -> None:
