@@ -91,7 +91,7 @@ class JournalReader:
     def __init__(self, source: str | Path | bytes, *, name: str | None = None) -> None:
         if isinstance(source, bytes):
             self.name = name or "journal"
-            self._chunks: Iterator[bytes] = iter([source])
+            self._chunks: Iterator[bytes] = _pieces(source)
         else:
             self.name = name or str(source)
             self._chunks = _file_chunks(Path(source), self.name)
@@ -200,6 +200,13 @@ class JournalReader:
             record = decoder.record(raw)
             if record is not None:
                 yield record
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    """``data`` in reading-sized pieces: the unpacker holds one record at most."""
+    view = memoryview(data)
+    for k in range(0, len(data), CHUNK):
+        yield bytes(view[k : k + CHUNK])
 
 
 def _file_chunks(path: Path, name: str) -> Iterator[bytes]:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sleepsync.server.engine import Engine
+from sleepsync.server.journal import files
 from sleepsync.server.journal.codec import JournalDecoder, JournalEncoder
 from sleepsync.server.journal.files import JournalFile, JournalReader
 from sleepsync.server.journal.replay import replay
@@ -24,6 +25,12 @@ from sleepsync.server.journal.tap import EngineTap, JournalWriter
 from journals import FAST, record, schedule, stripped
 
 NIGHT, NIGHT_TICKS, NIGHT_ENGINE = record(schedule(120))
+
+
+def records(data: bytes) -> list[list[object]]:
+    raw = msgpack.Unpacker(raw=False)
+    raw.feed(data[len(MAGIC) :])
+    return list(raw)
 
 
 def read_all(data: bytes) -> tuple[JournalReader, list[JournalTick]]:
@@ -62,12 +69,6 @@ class TestRoundTrip:
         ]
         assert [r[0] for r in records(NIGHT)].count("P") == 2
 
-
-def records(data: bytes) -> list[list[object]]:
-    raw = msgpack.Unpacker(raw=False)
-    raw.feed(data[len(MAGIC) :])
-    return list(raw)
-
     def test_a_replay_of_it_is_bit_exact(self) -> None:
         result = replay(JournalReader(NIGHT))
         assert result.exact and result.ticks == 120 and result.hashes == 13
@@ -80,6 +81,17 @@ def records(data: bytes) -> list[list[object]]:
         assert read[0].tick == 7  # two quiet ticks (no dreamers yet) are not written
         result = replay(JournalReader(data))
         assert result.exact and result.final_tick == engine.tick == 20
+
+    def test_a_journal_bigger_than_a_record_reads_from_bytes_and_files(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(files, "MAX_RECORD", 8192)  # NIGHT is bigger: read in pieces
+        monkeypatch.setattr(files, "CHUNK", 1024)
+        assert len(NIGHT) > 3 * 8192
+        assert list(JournalReader(NIGHT).ticks()) == stripped(NIGHT_TICKS)
+        path = tmp_path / "night.ssj"
+        path.write_bytes(NIGHT)
+        assert list(JournalReader(path).ticks()) == stripped(NIGHT_TICKS)
 
     def test_gzip_is_the_same_journal(self, tmp_path: Path) -> None:
         path = tmp_path / "night.ssj.gz"
