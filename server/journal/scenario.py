@@ -5,9 +5,9 @@ calm narrative, and the night settles. Rico, restless, uploads *Beyond the
 Static*: a narrative whose broken stair is a corrupted fragment and whose
 two scenes send the room back and forth between them. Each time the room
 enters the stair a glitch starts at Rico; it spreads, first to the most
-fragile sleepers (Jasper, Rico's own unsteady arousal); Rico, distressed
-while the room loops, is caught in a nightmare loop and released; the
-room's balance falls until it collapses. Recovery damps the contagion,
+fragile sleepers (Jasper, then Pia); Rico, distressed while the room loops,
+is caught in a nightmare loop and released, three times; the room's
+balance spirals down until it collapses. Recovery damps the contagion,
 isolates the carriers, moves to the lamplit circle, cues the pods to calm
 and opens a storytelling circle: Lila, Mira, Jasper and Rico tell the story
 in turn, the others pass, and the room comes back to stable.
