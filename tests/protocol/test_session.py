@@ -22,10 +22,13 @@ from sleepsync.protocol.errors import (
 )
 from sleepsync.protocol.messages import (
     CLIENT_TYPES,
+    MAX_JOURNAL_CHUNK,
     ROLES,
     Error,
     Hello,
+    History,
     Join,
+    Journal,
     Leave,
     Left,
     ListRooms,
@@ -46,6 +49,7 @@ from sleepsync.protocol.session import (
     ApplyTemplate,
     Close,
     EnterRoom,
+    FetchHistory,
     FetchRooms,
     LeaveRoom,
     Send,
@@ -312,6 +316,25 @@ class TestRooms:
         assert s.receive(ListRooms(), 100.0) == [FetchRooms()]
         rooms = Rooms([RoomInfo("night", 1, 2, "stable")])
         assert s.listed(rooms) == [Send(rooms)]
+
+    def test_history_needs_no_membership_and_comes_in_parts(self) -> None:
+        s = open_session()
+        assert s.receive(History("night"), 100.0) == [FetchHistory("night")]
+        journal = b"j" * (2 * MAX_JOURNAL_CHUNK + 5)
+        parts = [a.message for a in s.history("night", journal) if isinstance(a, Send)]
+        assert [(p.part, p.last, len(p.data)) for p in parts if isinstance(p, Journal)] == [
+            (0, False, MAX_JOURNAL_CHUNK),
+            (1, False, MAX_JOURNAL_CHUNK),
+            (2, True, 5),
+        ]
+        assert s.history("night", b"") == [Send(Journal("night", 0, True, b""))]
+
+    def test_history_before_hello_and_after_close(self) -> None:
+        s = session()
+        assert only_error(s.receive(History("night"), 100.0)).code == "hello_required"
+        s = open_session()
+        s.fail(LocalError("bye"))
+        assert s.history("night", b"journal") == []
 
 
 class TestRoles:
