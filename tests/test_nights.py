@@ -20,6 +20,7 @@ from sleepsync.server.journal.scenario import lighthouse_template
 from nodes import Recorder, running_node, wait_for
 
 TAMPERED_TICK = 1500
+SCENARIOS = Path(__file__).resolve().parents[1] / "server" / "journal" / "scenarios"
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +203,13 @@ class TestJournalCommands:
         assert stdout.decode().startswith(f"wrote {out}: room harbour, ticks 0 to ")
         assert gzip.decompress(out.read_bytes()).startswith(b"\x89SSJ")
         assert missing.returncode == 1 and b"no_history" in err2
+        # a freshly recorded room: replayed, a what-if, a picture
+        assert main(["replay", str(out)]) == 0
+        assert main(["replay", str(out), "--set", "engine.scene_pull=0.5"]) == 0
+        png = tmp_path / "harbour.png"
+        whatif = ["--template", str(SCENARIOS / "beyond_the_static.json")]
+        assert main(["journal", "plot", str(out), "--out", str(png), *whatif]) == 0
+        assert png.read_bytes().startswith(b"\x89PNG")
 
 
 def _wire(template: object) -> object:
