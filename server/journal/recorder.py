@@ -39,7 +39,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..room_state import EngineHooks
@@ -71,12 +71,13 @@ class _Recording:
 
 @dataclass(slots=True)
 class KeeperStats:
+    """What the keeper did since the node started (counts)."""
+
     segments: int = 0
     rotated: int = 0
     deleted: int = 0
     errors: int = 0
     ticks: int = 0
-    rooms: set[str] = field(default_factory=set)
 
 
 class JournalKeeper:
@@ -166,10 +167,6 @@ class JournalKeeper:
     def recording(self) -> list[str]:
         return sorted(self._recordings)
 
-    def path_of(self, room: str) -> Path | None:
-        rec = self._recordings.get(room)
-        return None if rec is None else rec.file.path
-
     # ------------------------------------------------------------ segments
     def _start(self, room: str, tap: EngineTap, epoch: int, reason: str) -> None:
         folder = self.directory / _safe(room)
@@ -196,7 +193,6 @@ class JournalKeeper:
             return
         self._recordings[room] = _Recording(tap, file, writer, self._clock(), self._index)
         self.stats.segments += 1
-        self.stats.rooms.add(room)
         log.info("journal of room %s: %s", room, file.path)
         self._trim()
 
