@@ -136,6 +136,8 @@ project_ids() { # KIND (ps -a | network ls | volume ls): this run's objects
     podman "$kind" "$@" --filter "label=com.docker.compose.project=$PROJECT" \
         --format '{{.ID}}' 2>/dev/null || true
 }
+dnat_chains() { iptables-save -t nat 2>/dev/null | sed -n 's/^:\(NETAVARK-DN-[^ ]*\).*/\1/p'; }
+DNAT_CHAINS=$(dnat_chains)
 dump_logs() {
     local id
     for id in $(project_ids ps -a); do
@@ -179,6 +181,12 @@ teardown() {
         kill "$SERVICE_PID" 2>/dev/null
         wait "$SERVICE_PID" 2>/dev/null
     fi
+    # netavark 1.4 leaves an empty DNAT chain per network behind; drop the ones
+    # this run made (-X refuses a chain still in use).
+    local chain
+    for chain in $(dnat_chains); do
+        grep -qx "$chain" <<<"$DNAT_CHAINS" || iptables -t nat -X "$chain" 2>/dev/null
+    done
     step down "docker-compose down -v"
     local left
     left=$(project_ids ps -a)$(project_ids network ls)$(project_ids volume ls)
