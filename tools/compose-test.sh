@@ -67,6 +67,7 @@ skip() {
     exit 0
 }
 die() {
+    trap - ERR
     say "FAILED: $*" >&2
     exit 1
 }
@@ -171,12 +172,12 @@ teardown() {
     fi
     # Whatever compose left (or never got to remove), podman removes.
     local ids
-    ids=$(project_ids ps -a)
-    [ -n "$ids" ] && podman rm -f -v $ids >/dev/null 2>&1
-    ids=$(project_ids network ls)
-    [ -n "$ids" ] && podman network rm -f $ids >/dev/null 2>&1
-    ids=$(project_ids volume ls)
-    [ -n "$ids" ] && podman volume rm -f $ids >/dev/null 2>&1
+    mapfile -t ids < <(project_ids ps -a)
+    [ ${#ids[@]} = 0 ] || podman rm -f -v "${ids[@]}" >/dev/null 2>&1
+    mapfile -t ids < <(project_ids network ls)
+    [ ${#ids[@]} = 0 ] || podman network rm -f "${ids[@]}" >/dev/null 2>&1
+    mapfile -t ids < <(project_ids volume ls)
+    [ ${#ids[@]} = 0 ] || podman volume rm -f "${ids[@]}" >/dev/null 2>&1
     if [ -n "$SERVICE_PID" ]; then
         kill "$SERVICE_PID" 2>/dev/null
         wait "$SERVICE_PID" 2>/dev/null
@@ -307,7 +308,7 @@ if ! podman image exists "$BASE"; then
     printf 'APT::Install-Recommends "false";\n' >"$rootfs/etc/apt/apt.conf.d/90no-recommends"
     chroot "$rootfs" apt-get clean
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log "$rootfs"/var/cache/debconf/*-old
-    tar -C "$rootfs" -c . | podman import --change 'CMD ["bash"]' - "$BASE" >/dev/null
+    tar -C "$rootfs" -c . | podman import --change 'CMD ["bash"]' - "$BASE" >>"$RUN_DIR/debootstrap.log" 2>&1
     rm -rf "$rootfs"
 fi
 step base-image "$BASE"
@@ -334,7 +335,10 @@ step stand-ins "${!STAND_INS[*]}"
 # The project's image, from its Dockerfile as written. pip in the build
 # trusts the system CA store; the host's bundle is the one that works here.
 build localhost/sleepsync:latest --format docker -v "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro" "$ROOT"
-step sleepsync-image "from the Dockerfile, layers cached"
+# Each change to the code leaves the previous build's layers untagged: keep a
+# day of them as cache, drop the rest so the storage does not grow forever.
+podman image prune -f --filter until=24h >/dev/null
+step sleepsync-image "sleepsync:latest from the Dockerfile"
 
 # ---------------------------------------------------------------- the stack
 # The compose file is used as it is; the project directory is a temporary
