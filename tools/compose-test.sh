@@ -45,9 +45,10 @@ SUITE=bookworm
 BASE=localhost/sleepsync-compose-test/debian:$SUITE
 # runc: crun (podman's default) refuses this kernel's hybrid cgroup layout
 # ("cgroups in hybrid mode not supported"); iptables: netavark's firewall
-# driver runs it to publish ports (Debian only suggests it).
+# driver runs it to publish ports (Debian only suggests it); the keyring:
+# debootstrap checks the mirror's signatures with it.
 PACKAGES=(podman debootstrap uidmap slirp4netns fuse-overlayfs netavark aardvark-dns
-    docker-compose runc iptables)
+    docker-compose runc iptables debian-archive-keyring)
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 # The official images the compose file and the Dockerfile name, and the stand-in for each.
 declare -A STAND_INS=(
@@ -415,7 +416,7 @@ step up "redis, mosquitto, node-1, node-2 healthy; pods running"
 # ---------------------------------------------------------------- the drill
 if ! "$VENV/bin/python" "$ROOT/tools/compose_drill.py" \
     --node "node-1=ws://127.0.0.1:$p1" --node "node-2=ws://127.0.0.1:$p2" \
-    --room lounge --compose docker-compose --report "$RUN_DIR/drill.json" |
+    --room lounge --compose docker-compose |
     tee "$RUN_DIR/drill.out" | sed 's/^/compose-test:   /'; then
     die "the failover drill failed"
 fi
