@@ -136,17 +136,66 @@ def test_every_node_env_var_is_a_setting() -> None:
     assert len(ids) == len(node_services()), "every node has its own id"
 
 
+def published(
+    service: dict[str, Any], env: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of each published port, as compose reads it."""
+    out = []
+    for mapping in service.get("ports", []):
+        address, host, container = substitute(str(mapping), env or {}).split(":")
+        out.append((address, host, container))
+    return out
+
+
+#: Published host ports: one env var each, with the default the docs give.
+HOST_PORTS = {
+    "node-1": ("SLEEPSYNC_NODE1_PORT", "8765"),
+    "node-2": ("SLEEPSYNC_NODE2_PORT", "8766"),
+    "mosquitto": ("SLEEPSYNC_MQTT_PORT", "1883"),
+}
+
+
 def test_node_ports_and_healthchecks_match_the_configured_port() -> None:
-    published = set()
+    hosts = set()
     for name, node in node_services().items():
         port = str(node["environment"]["SLEEPSYNC_PORT"])
-        for mapping in node["ports"]:
-            host, container = str(mapping).rsplit(":", 1)
+        for _address, host, container in published(node):
             assert container == port, name
-            published.add(host)
+            hosts.add(host)
         check = " ".join(node["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/healthz" in check, name
-    assert len(published) == len(node_services()), "each node on its own host port"
+    assert len(hosts) == len(node_services()), "each node on its own host port"
+
+
+def test_published_ports_are_overridable_and_on_loopback_by_default() -> None:
+    """A test (or a user) picks free host ports; nothing is open beyond the host unless asked."""
+    overrides = {"SLEEPSYNC_PUBLISH_HOST": "0.0.0.0"}
+    overrides.update((var, f"1{default}") for var, default in HOST_PORTS.values())
+    for name, service in services().items():
+        for mapping in service.get("ports", []):
+            var, default = HOST_PORTS[name]
+            assert f"${{{var}:-{default}}}" in str(mapping), name
+        assert all(p[:2] == ("127.0.0.1", HOST_PORTS[name][1]) for p in published(service)), name
+        moved = published(service, overrides)
+        assert all(p[:2] == ("0.0.0.0", f"1{HOST_PORTS[name][1]}") for p in moved), name
+    assert {name for name, s in services().items() if s.get("ports")} == set(HOST_PORTS)
+
+
+def test_healthchecks_run_where_something_serves() -> None:
+    """The image's HEALTHCHECK asks the server's /healthz: containers that run no
+    server (pods, client) turn it off, or they would be unhealthy for good."""
+    for name, service in services().items():
+        if service.get("image", "").startswith("sleepsync") and service["command"][0] != "serve":
+            assert service["healthcheck"] == {"disable": True}, name
+
+
+def test_exec_form_healthchecks_have_no_spaces_in_arguments() -> None:
+    """Podman's Docker API (4.x) splits exec-form (CMD) arguments at whitespace:
+    a check like ``python -c "import x; ..."`` must use the shell form."""
+    for name, service in services().items():
+        test = service.get("healthcheck", {}).get("test", [])
+        if test and test[0] == "CMD":
+            assert not any(re.search(r"\s", arg) for arg in test[1:]), name
 
 
 def test_mounted_files_exist_or_are_generated(tmp_path: Path) -> None:
@@ -172,7 +221,7 @@ def test_mosquitto_mounts_what_its_config_names() -> None:
         m = re.search(rf"^{key}\s+(\S+)", conf, re.M)
         assert m and m.group(1) in targets, f"{key} {m and m.group(1)} is not mounted"
     m = re.search(r"^listener\s+(\d+)", conf, re.M)
-    assert m and f"{m.group(1)}:{m.group(1)}" in mosquitto["ports"]
+    assert m and [p[2] for p in published(mosquitto)] == [m.group(1)]
     assert any(v.endswith(":/mosquitto/data") for v in mosquitto["volumes"])
 
 
@@ -222,6 +271,28 @@ def test_docker_compose_config_validates() -> None:
     assert set(resolved["services"]) == set(services())
     url = resolved["services"]["node-1"]["environment"]["SLEEPSYNC_MQTT_URL"]
     assert url == "mqtt://sleepsync-server:secret@mosquitto:1883"
+    assert _ports(resolved["services"]["node-2"]) == [("127.0.0.1", "8766", "8765")]
+    assert resolved["services"]["pods"]["healthcheck"] == {"test": ["NONE"]}
+    env["SLEEPSYNC_NODE2_PORT"] = "18766"
+    done = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    node = yaml.safe_load(done.stdout)["services"]["node-2"]
+    assert _ports(node) == [("127.0.0.1", "18766", "8765")]
+
+
+def _ports(resolved: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Ports of a service from ``config``: short strings (compose 1.x) or maps (v2)."""
+    out = []
+    for port in resolved["ports"]:
+        if isinstance(port, str):
+            address, host, container = port.removesuffix("/tcp").split(":")
+            out.append((address, host, container))
+        else:
+            out.append((port["host_ip"], str(port["published"]), str(port["target"])))
+    return out
 
 
 # ---------------------------------------------------------------- Dockerfile
