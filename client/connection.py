@@ -76,6 +76,10 @@ class RoomClient:
         """The (epoch, seq) of the last event seen: where the next open resumes."""
         return self.session.position(self.room)
 
+    @position.setter
+    def position(self, point: ResumePoint | None) -> None:
+        self.session.resume_from(self.room, point)
+
     @property
     def welcome(self) -> Welcome | None:
         return self.session.welcome

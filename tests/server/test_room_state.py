@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from sleepsync.protocol.events import (
     EVENT_TYPES,
     EventItem,
+    InputRefused,
     Mood,
     MoodRow,
     Said,
@@ -29,7 +30,7 @@ from sleepsync.server.inputs import (
     encode_input,
     encode_tick,
 )
-from sleepsync.server.room_state import RoomState
+from sleepsync.server.room_state import NOT_A_MEMBER, RoomState
 
 
 def join(session: str, name: str, role: str = "dreamer") -> MemberJoin:
@@ -94,10 +95,11 @@ class TestStory:
         assert isinstance(story, list)
         assert [line["text"] for line in story] == ["line 7", "line 8", "line 9"]  # type: ignore[index]
 
-    def test_a_line_from_someone_who_left_is_dropped(self) -> None:
+    def test_a_line_from_someone_who_left_is_refused_to_its_sender(self) -> None:
         room = RoomState("r")
         out = room.apply([StoryInput("ghost", "x", "boo")])
-        assert out.items == []
+        assert out.items == [InputRefused("ghost", "say", NOT_A_MEMBER)]
+        assert out.seq == 1, "the refusal is a frame its sender sees"
 
     def test_template_without_engine_is_rejected_not_applied(self) -> None:
         room = RoomState("r")
