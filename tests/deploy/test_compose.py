@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from sleepsync.cli import build_parser
+from sleepsync.protocol.topics import BrokerUrl
 from sleepsync.server.broker import SERVER_USER, read_credentials, write_credentials
 from sleepsync.server.config import Settings, env_name
 
@@ -147,11 +148,13 @@ def published(
     return out
 
 
-#: Published host ports: one env var each, with the default the docs give.
+#: Published host ports: one env var each, with the default the docs give
+#: (the server's and the broker's own defaults; node 2 on the next port).
+_WS_DEFAULT = Settings().port
 HOST_PORTS = {
-    "node-1": ("SLEEPSYNC_NODE1_PORT", "8765"),
-    "node-2": ("SLEEPSYNC_NODE2_PORT", "8766"),
-    "mosquitto": ("SLEEPSYNC_MQTT_PORT", "1883"),
+    "node-1": ("SLEEPSYNC_NODE1_PORT", str(_WS_DEFAULT)),
+    "node-2": ("SLEEPSYNC_NODE2_PORT", str(_WS_DEFAULT + 1)),
+    "mosquitto": ("SLEEPSYNC_MQTT_PORT", str(BrokerUrl("localhost").port)),
 }
 
 
