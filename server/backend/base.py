@@ -20,6 +20,16 @@ paused) therefore leaves every input it read for the new owner. A push into
 a room the store does not know, or into a full inbox, is refused with an
 :class:`InputRefused` the sender is told about: no input vanishes unseen.
 
+Templates: a tick record names each template upload by the sha256 of its
+text (``inputs``); the text is stored once per room, by digest, in the same
+fenced operation as the events naming it (``Commit.templates``), and only
+until a snapshot covers those events: saving a snapshot forgets the room's
+templates. An owner snapshots only its whole state, after every event it
+stored, so no event after a saved snapshot names a forgotten template, and
+a room holds at most the templates of the ticks since its last snapshot
+(the owner snapshots right after a tick that applied one). The current
+narrative lives on in the snapshot itself.
+
 Incarnations: a room's first epoch is derived from the wall clock in
 microseconds when the room is created (then +1 per takeover), so a room that
 is deleted and created again, or re-created after the store lost its data,
@@ -34,7 +44,7 @@ rooms among the live nodes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sleepsync.protocol.errors import SleepSyncError
@@ -126,6 +136,8 @@ class Commit:
     epoch: int
     events: Sequence[StoredEvent] = ()
     consumed: str | None = None
+    #: digest -> text of the templates the events name (stored once per room, see above).
+    templates: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +145,8 @@ class RoomSnapshot:
     """The owner's saved state of a room after event ``seq`` (epoch of that event).
 
     ``state`` restores the owner (room state and engine); ``view`` is the
-    encoded client-facing snapshot frame at the same point.
+    encoded client-facing snapshot frame at the same point. It covers every
+    event up to ``seq``: saving it forgets the room's stored templates.
     """
 
     epoch: int
@@ -208,8 +221,9 @@ class Backend(Protocol):
     async def append_many(self, commits: Mapping[str, Commit]) -> dict[str, bool]:
         """Commit many rooms' ticks at once (one round trip); False where fenced.
 
-        Per room, atomically: refuse a stale epoch; append the events; remove
-        the inbox entries through ``consumed``.
+        Per room, atomically: refuse a stale epoch; store the templates the
+        events name (once per digest); append the events; remove the inbox
+        entries through ``consumed``.
         """
         ...
 
@@ -241,7 +255,8 @@ class Backend(Protocol):
 
     # -- snapshots
     async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
-        """Store the snapshot; raises Fenced when ``lease_epoch`` is not current."""
+        """Store the snapshot and forget the room's templates (it covers them);
+        raises Fenced when ``lease_epoch`` is not current."""
         ...
 
     async def save_snapshots(
@@ -251,6 +266,10 @@ class Backend(Protocol):
         ...
 
     async def load_snapshot(self, room: str) -> RoomSnapshot | None: ...
+
+    async def read_templates(self, room: str) -> dict[str, bytes]:
+        """digest -> text of the templates the room's events since its last snapshot name."""
+        ...
 
     # -- inbox: inputs for the owner from any node
     async def push_input(self, room: str, data: bytes) -> None:

@@ -49,6 +49,8 @@ class _Room:
     lease_until: float = 0.0
     events: deque[StoredEvent] = field(default_factory=deque)
     snapshot: RoomSnapshot | None = None
+    #: digest -> text of templates named by events since the snapshot.
+    templates: dict[str, bytes] = field(default_factory=dict)
     inbox: deque[tuple[int, bytes]] = field(default_factory=deque)
     #: Number of the last entry queued in ``inbox``.
     inbox_last: int = 0
@@ -180,6 +182,8 @@ class MemoryBackend:
         state = self._rooms.get(room)
         if state is None or state.epoch != commit.epoch:
             return False
+        for digest, text in commit.templates.items():
+            state.templates.setdefault(digest, text)
         state.events.extend(commit.events)
         if commit.consumed is not None:
             through = _entry_number(commit.consumed)
@@ -256,6 +260,7 @@ class MemoryBackend:
             results[room] = state is not None and state.epoch == lease_epoch
             if state is not None and results[room]:
                 state.snapshot = snapshot
+                state.templates.clear()
         return results
 
     async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
@@ -263,10 +268,15 @@ class MemoryBackend:
         if state is None or state.epoch != lease_epoch:
             raise Fenced(f"snapshot of {room} at stale epoch {lease_epoch}")
         state.snapshot = snapshot
+        state.templates.clear()
 
     async def load_snapshot(self, room: str) -> RoomSnapshot | None:
         state = self._rooms.get(room)
         return None if state is None else state.snapshot
+
+    async def read_templates(self, room: str) -> dict[str, bytes]:
+        state = self._rooms.get(room)
+        return {} if state is None else dict(state.templates)
 
     # -- inbox
     async def push_input(self, room: str, data: bytes) -> None:

@@ -12,6 +12,11 @@ the keys of one room only:
   ``t`` tick, ``f`` frame, ``i`` tick inputs. XADD MAXLEN ~ retention, only
   through the APPEND script, which refuses a stale epoch (fencing).
 - ``{room:ID}:snapshot`` hash: epoch, seq, state, view (fenced like appends).
+  The SNAPSHOT script also deletes ``templates``: the snapshot covers them.
+- ``{room:ID}:templates`` hash: sha256 digest -> template text, for the tick
+  records (``i``) that name a template by digest. Written (HSETNX, once per
+  digest) by the APPEND script with the events naming it, deleted by the
+  next snapshot (see ``base``, templates).
 - ``{room:ID}:inbox``    stream of encoded inputs for the owner. PUSH refuses
   a room without an epoch key (unknown to the store) and a full inbox; only
   the APPEND script removes entries, through the last one the owner consumed
@@ -67,7 +72,7 @@ NODES = "sleepsync:nodes"
 #: Node heartbeats that expired longer ago than this are forgotten (ms).
 NODE_FORGET_MS = 600_000
 
-ROOM_PARTS = ("epoch", "owner", "events", "snapshot", "inbox", "presence")
+ROOM_PARTS = ("epoch", "owner", "events", "snapshot", "inbox", "presence", "templates")
 
 
 def room_key(room: str, part: str) -> str:
@@ -82,7 +87,7 @@ if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
 return 1
 """,
-    # KEYS: epoch, owner, events, snapshot, inbox, presence. ARGV: epoch.
+    # KEYS: epoch, owner, events, snapshot, inbox, presence, templates. ARGV: epoch.
     # Only an empty room goes: someone joining (presence first) or an input keeps it.
     "delete": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -112,13 +117,19 @@ return 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """,
-    # KEYS: epoch, events, inbox. ARGV: epoch, maxlen, last consumed inbox id ('' for none),
-    # then per event seq, epoch, tick, frame, inputs. Refuses the whole commit when the
-    # epoch is not the current one (fencing); else appends, then removes the consumed
-    # inputs: every inbox entry below the id right after the last consumed one.
+    # KEYS: epoch, events, inbox, templates. ARGV: epoch, maxlen, last consumed inbox id
+    # ('' for none), number of templates n, n pairs digest, text, then per event seq,
+    # epoch, tick, frame, inputs. Refuses the whole commit when the epoch is not the
+    # current one (fencing); else stores the templates the events name, appends, then
+    # removes the consumed inputs: every inbox entry below the id right after the last
+    # consumed one.
     "append": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 4, #ARGV, 5 do
+local first = 5 + 2 * tonumber(ARGV[4])
+for i = 5, first - 1, 2 do
+  redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1])
+end
+for i = first, #ARGV, 5 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0',
              'e', ARGV[i + 1], 't', ARGV[i + 2], 'f', ARGV[i + 3], 'i', ARGV[i + 4])
 end
@@ -128,10 +139,12 @@ if ARGV[3] ~= '' then
 end
 return 1
 """,
-    # KEYS: epoch, snapshot. ARGV: lease epoch, epoch, seq, state, view.
+    # KEYS: epoch, snapshot, templates. ARGV: lease epoch, epoch, seq, state, view.
+    # The snapshot covers every event so far: the templates they name can go.
     "snapshot": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', ARGV[3], 'state', ARGV[4], 'view', ARGV[5])
+redis.call('DEL', KEYS[3])
 return 1
 """,
     # KEYS: epoch, inbox. ARGV: input, limit. -> 1 queued, 0 no such room, -1 inbox full.
@@ -359,9 +372,12 @@ class RedisBackend:
     # ------------------------------------------------------------ events
     def _append_call(self, room: str, commit: Commit) -> tuple[str, list[str], list[Any]]:
         args: list[Any] = [commit.epoch, self._retention, commit.consumed or ""]
+        args.append(len(commit.templates))
+        for digest, text in commit.templates.items():
+            args.extend((digest, text))
         for e in commit.events:
             args.extend((e.seq, e.epoch, e.tick, e.frame, e.inputs))
-        return ("append", _keys(room, "epoch", "events", "inbox"), args)
+        return ("append", _keys(room, "epoch", "events", "inbox", "templates"), args)
 
     async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
         (ok,) = await self._batch([self._append_call(room, Commit(epoch, events))])
@@ -434,7 +450,7 @@ class RedisBackend:
     ) -> tuple[str, list[str], list[Any]]:
         return (
             "snapshot",
-            _keys(room, "epoch", "snapshot"),
+            _keys(room, "epoch", "snapshot", "templates"),
             [lease_epoch, snapshot.epoch, snapshot.seq, snapshot.state, snapshot.view],
         )
 
@@ -458,6 +474,10 @@ class RedisBackend:
         if epoch is None:
             return None
         return RoomSnapshot(int(epoch), int(seq), state, view)
+
+    async def read_templates(self, room: str) -> dict[str, bytes]:
+        found = await self._guard(lambda: self._redis.hgetall(room_key(room, "templates")))
+        return {digest.decode(): text for digest, text in found.items()}
 
     # ------------------------------------------------------------ inbox
     async def push_input(self, room: str, data: bytes) -> None:

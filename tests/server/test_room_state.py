@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.events import (
     EVENT_TYPES,
     EventItem,
+    InputRefused,
     Mood,
     MoodRow,
     Said,
@@ -28,6 +32,8 @@ from sleepsync.server.inputs import (
     decode_tick,
     encode_input,
     encode_tick,
+    template_digest,
+    template_texts,
 )
 from sleepsync.server.room_state import RoomState
 
@@ -94,10 +100,11 @@ class TestStory:
         assert isinstance(story, list)
         assert [line["text"] for line in story] == ["line 7", "line 8", "line 9"]  # type: ignore[index]
 
-    def test_a_line_from_someone_who_left_is_dropped(self) -> None:
+    def test_a_line_from_someone_who_left_is_refused_not_told(self) -> None:
         room = RoomState("r")
         out = room.apply([StoryInput("ghost", "x", "boo")])
-        assert out.items == []
+        assert [type(item) for item in out.items] == [InputRefused]
+        assert not room.view()["story"]
 
     def test_template_without_engine_is_rejected_not_applied(self) -> None:
         room = RoomState("r")
@@ -229,6 +236,25 @@ class TestInputCodec:
     def test_inputs_and_tick_records_round_trip(self, inputs: list[RoomInput]) -> None:
         for item in inputs:
             assert decode_input(encode_input(item)) == item
-        record = decode_tick(encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")]))
+        data = encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")])
+        record = decode_tick(data, template_texts(inputs))
         assert record.room == inputs
         assert record.external == [sample("pod1", 3), PodOffline("pod1")]
+        for item in inputs:
+            if isinstance(item, TemplateInput) and item.text:
+                assert item.text.encode() not in data, "records name templates by digest"
+
+    def test_a_record_names_a_template_by_its_digest_and_needs_its_text(self) -> None:
+        text = '{"title": "T"}' + " " * 4000
+        upload = TemplateInput("lila", "json", text, "s1")
+        data = encode_tick([upload, upload], [])
+        assert len(data) < 300
+        assert template_texts([upload, upload]) == {template_digest(text): text.encode()}
+        assert decode_tick(data, template_texts([upload])).room == [upload, upload]
+        with pytest.raises(DecodeError, match=f"template {template_digest(text)[:12]}"):
+            decode_tick(data, {})
+
+    def test_records_from_before_digests_still_decode(self) -> None:
+        upload = TemplateInput("lila", "toml", "title = 'T'", "s1")
+        old = msgpack.packb({"r": [encode_input(upload)], "e": []}, use_bin_type=True)
+        assert decode_tick(old).room == [upload]

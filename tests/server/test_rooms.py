@@ -32,7 +32,13 @@ from sleepsync.server.backend.memory import MemoryBackend
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
 from sleepsync.server.engine.api import PodOffline
-from sleepsync.server.inputs import MemberJoin, MemberLeave, StoryInput
+from sleepsync.server.inputs import (
+    MemberJoin,
+    MemberLeave,
+    StoryInput,
+    TemplateInput,
+    template_digest,
+)
 from sleepsync.server.metrics import Metrics
 from sleepsync.server.outbox import NodeLapsed
 from sleepsync.server.room_state import EngineHooks
@@ -381,6 +387,64 @@ async def test_an_append_that_fails_on_the_backend_rebuilds_from_the_store(when:
         await a.tick_once()
         assert [i["text"] for i in await world.items("r", "said")] == ["in doubt", "next"]
         assert contiguous(await world.events("r"))
+    finally:
+        await world.close()
+
+
+TEMPLATE = """
+title = "Tide"
+entry = "a"
+safe = "a"
+
+[[scenes]]
+id = "a"
+text = "A long shore."
+mood = { valence = 0.6, arousal = 0.3 }
+"""
+
+
+async def test_a_template_tick_is_snapshotted_and_its_text_forgotten(world: World) -> None:
+    a = world.node("a", engine_hooks(SETTINGS))
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.tick_once()
+    snaps = 0
+    save = world.backend.save_snapshots
+
+    async def counting(snapshots: Any) -> dict[str, bool]:
+        nonlocal snaps
+        snaps += 1
+        return await save(snapshots)
+
+    world.backend.save_snapshots = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        await a.submit("r", TemplateInput("lila", "toml", TEMPLATE, "s1"))
+    await a.tick_once()
+    assert snaps == 1, "a tick that stored templates is snapshotted at once"
+    assert await world.backend.read_templates("r") == {}
+    [record] = [e.inputs for e in await world.backend.read_events("r", 1, 10)]
+    assert TEMPLATE.encode() not in record and record.count(template_digest(TEMPLATE).encode()) == 3
+
+
+async def test_a_template_whose_snapshot_never_landed_is_replayed_from_its_stored_text() -> None:
+    backend = FlakyBackend()
+    world = World(backend)
+    a = world.node("a", engine_hooks(SETTINGS))
+    try:
+        await a.maintain()
+        await world.join(a, "r", "s1", "lila")
+        await a.tick_once()
+        await a.submit("r", TemplateInput("lila", "toml", TEMPLATE, "s1"))
+        backend.fail_append = "after"  # stored, then the connection broke: no snapshot
+        with pytest.raises(BackendError):
+            await a.tick_once()
+        assert await backend.read_templates("r") == {template_digest(TEMPLATE): TEMPLATE.encode()}
+        await asyncio.sleep(0.05)
+        assert "r" in a.owned, "rebuilt from the snapshot, the stored record and its template"
+        engine = a.owned["r"].state.engine
+        assert engine is not None and engine.view()["narrative"] == "Tide"
+        assert await backend.read_templates("r") == {}, "the rebuild's snapshot covers it"
+        assert [i["title"] for i in await world.items("r", "narrative")] == ["Tide"]
     finally:
         await world.close()
 

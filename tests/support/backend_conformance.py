@@ -208,6 +208,48 @@ class BackendConformance:
             await b.save_snapshot("r", RoomSnapshot(1, 8, b"x", b"y"), lease.epoch + 1)
         assert await b.load_snapshot("r") == snap
 
+    # ------------------------------------------------------------ templates
+    async def test_templates_are_stored_once_with_their_events_until_a_snapshot(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        text = b"title = 'T'" + b" " * 2000
+        for seq in (1, 2):
+            commit = Commit(lease.epoch, [ev(lease.epoch, seq)], templates={"d1": text})
+            assert await b.append_many({"r": commit}) == {"r": True}
+        await b.append_many(
+            {"r": Commit(lease.epoch, [ev(lease.epoch, 3)], templates={"d2": b"x"})}
+        )
+        assert await b.read_templates("r") == {"d1": text, "d2": b"x"}
+        assert await b.read_templates("other") == {}
+        # A snapshot covers the events so far: the store forgets their templates.
+        await b.save_snapshot("r", RoomSnapshot(lease.epoch, 3, b"s", b"v"), lease.epoch)
+        assert await b.read_templates("r") == {}
+        await b.append_many(
+            {"r": Commit(lease.epoch, [ev(lease.epoch, 4)], templates={"d3": b"y"})}
+        )
+        await b.save_snapshots({"r": (RoomSnapshot(lease.epoch, 4, b"s", b"v"), lease.epoch)})
+        assert await b.read_templates("r") == {}
+
+    async def test_a_fenced_commit_stores_no_template_and_a_fenced_snapshot_forgets_none(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        await b.append_many(
+            {"r": Commit(lease.epoch, [ev(lease.epoch, 1)], templates={"d1": b"a"})}
+        )
+        stale = Commit(lease.epoch - 1, [ev(lease.epoch - 1, 2)], templates={"d2": b"b"})
+        assert await b.append_many({"r": stale}) == {"r": False}
+        snap = RoomSnapshot(1, 2, b"s", b"v")
+        assert await b.save_snapshots({"r": (snap, lease.epoch + 1)}) == {"r": False}
+        assert await b.read_templates("r") == {"d1": b"a"}
+
     # ------------------------------------------------------------ inbox
     async def test_inbox_is_fifo_per_room_and_reading_removes_nothing(
         self, make_backend: MakeBackend
