@@ -43,7 +43,16 @@ class Settings:
     tick_hz: float = _setting(10.0, "room ticks per second", minimum=0.1)
     room_capacity: int = _setting(50, "most dreamers and observers in one room", minimum=1)
     room_idle_seconds: float = _setting(
-        30.0, "an empty room is removed after this many seconds", minimum=0.0
+        30.0,
+        "an empty room goes idle after this many seconds: its owner lets go of it and "
+        "its stored state is kept for --retention-hours",
+        minimum=0.0,
+    )
+    retention_hours: float = _setting(
+        24.0,
+        "hours an idle room's stored events, snapshot and inbox are kept (Redis key TTLs); "
+        "joining the room within that time resumes it. 0: removed as soon as it is idle",
+        minimum=0.0,
     )
     max_rooms: int = _setting(1000, "most rooms this deployment holds at once", minimum=1)
     max_clients: int = _setting(10000, "most websocket clients on this node", minimum=1)
@@ -182,6 +191,10 @@ class Settings:
     @property
     def tick_seconds(self) -> float:
         return 1.0 / self.tick_hz
+
+    @property
+    def retention_ms(self) -> int:
+        return round(self.retention_hours * 3_600_000)
 
 
 def env_name(name: str) -> str:

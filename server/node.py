@@ -92,10 +92,13 @@ class Node:
                 settings.redis_url,
                 retention=settings.event_retention,
                 inbox_limit=settings.inbox_limit,
+                max_retained=settings.max_rooms,
                 timeout=settings.redis_timeout,
             )
         self.backend: Backend = backend or MemoryBackend(
-            retention=settings.event_retention, inbox_limit=settings.inbox_limit
+            retention=settings.event_retention,
+            inbox_limit=settings.inbox_limit,
+            max_retained=settings.max_rooms,
         )
         self.rooms = RoomManager(
             self.backend,

@@ -7,7 +7,7 @@ between them and the backend:
 - :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
 - :mod:`.scheduler` — which rooms tick when (slots of the tick period).
 - :mod:`.ownership` — leases, the node's liveness, fair share, health.
-- :mod:`.janitor` — members of dead nodes leave; empty rooms go.
+- :mod:`.janitor` — members of dead nodes leave; empty rooms retire.
 
 Owning. :meth:`RoomManager.take` acquires a room's lease; ``_install`` is the
 one way a room becomes owned, for a takeover and for a rebuild alike: it
@@ -460,6 +460,7 @@ class RoomManager:
         beat_at = await self.ownership.beat()
         for lease in await self.ownership.renew([o.lease for o in self.owned.values()]):
             self.step_down(lease.room, "lease lost")
+        await self.backend.keep_registered(list(self.owned))
         rooms = await self.backend.list_rooms()
         await self.outbox.register(set(rooms), force=lapsed)
         self.ownership.confirm(beat_at)
@@ -489,8 +490,21 @@ class RoomManager:
         for room, sessions in sweep.gone.items():
             for session in sessions:
                 await self.backend.leave_presence(room, session)
+        keep_ms = self.settings.retention_ms
         for room in sweep.idle:
             owned = self.owned.get(room)
-            if owned is not None and await self.backend.delete_room(room, owned.lease.epoch):
-                log.info("room %s removed after being empty", room)
-                self.step_down(room, "removed while empty")
+            if owned is None:
+                continue
+            # Its last state is stored; the snapshot right before lets a comeback
+            # start from it instead of replaying the whole retained stream.
+            await self._save_snapshots([room])
+            if room in self.owned and await self.backend.retire_room(
+                room, owned.lease.epoch, keep_ms
+            ):
+                self.metrics.rooms_retired.inc()
+                log.info(
+                    "room %s is idle: stored for %g h unless someone joins again",
+                    room,
+                    self.settings.retention_hours,
+                )
+                self.step_down(room, "idle")

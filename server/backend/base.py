@@ -36,6 +36,12 @@ is deleted and created again, or re-created after the store lost its data,
 never reuses an (epoch, seq) pair a client may still hold: resuming from such
 a pair finds no matching event and gets a resync instead of wrong events.
 
+Retention: an owner retires a room that stayed empty for a while
+(:meth:`Backend.retire_room`): its stored events, snapshot and inbox then
+live for a retention time, and creating the room again within it resumes
+the room where it stopped. ``list_rooms``, leases, inputs and the fair
+share see live rooms only.
+
 Nodes send heartbeats; the owner of a room removes the presence of sessions
 whose node stopped beating, and nodes take rooms up to a fair share of the
 rooms among the live nodes.
@@ -176,16 +182,34 @@ class Backend(Protocol):
     async def create_room(self, room: str, max_rooms: int) -> bool:
         """Register ``room`` if the deployment holds fewer than ``max_rooms``.
 
-        True when the room exists afterwards (created now or before).
+        True when the room exists afterwards (created now or before). A retired
+        room that has not expired yet is registered again, its keys kept for
+        good again (see :meth:`retire_room`).
         """
         ...
 
-    async def delete_room(self, room: str, epoch: int) -> bool:
-        """Remove the room and all its keys, if ``epoch`` is still current and the
-        room is empty: no one in its presence, no input waiting in its inbox."""
+    async def retire_room(self, room: str, epoch: int, keep_ms: int) -> bool:
+        """The room went idle: retire it, if ``epoch`` is still current and the room
+        is empty (no one in its presence, no input waiting in its inbox).
+
+        Retiring hands the lease back, takes the room off the registry and gives
+        every stored key of the room a time to live of ``keep_ms`` (0: they go
+        now). A retired room takes no lease and no input; :meth:`create_room`
+        brings it back as it was. The store keeps at most ``max_retained``
+        retired rooms (a constructor setting): beyond that, those closest to
+        expiring go at once.
+        """
         ...
 
     async def list_rooms(self) -> list[str]: ...
+
+    async def keep_registered(self, rooms: Sequence[str]) -> None:
+        """Make sure the owner's live ``rooms`` are registered (not retired).
+
+        Owners call it every round: a room created again while its owner was
+        retiring it may have been taken off the registry after it came back.
+        """
+        ...
 
     # -- ownership
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:

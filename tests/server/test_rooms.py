@@ -500,6 +500,48 @@ async def test_an_empty_room_is_removed_after_the_idle_time(world: World) -> Non
     assert a.owned == {} and await world.backend.list_rooms() == []
 
 
+async def test_an_idle_room_is_kept_for_the_retention_time_then_gone() -> None:
+    world = World(settings=dataclasses.replace(SETTINGS, retention_hours=0.01))  # 36 s
+    a = world.node("a")
+    try:
+        await a.maintain()
+        await world.join(a, "r", "s1", "lila")
+        await a.submit("r", StoryInput("s1", "lila", "remember me"))
+        await a.tick_once()
+        await world.leave(a, "r", "s1")
+        await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
+        assert a.owned == {} and await world.backend.list_rooms() == []
+        assert a.metrics.value("sleepsync_rooms_retired_total") == 1
+        assert await world.backend.owner("r") is None
+        assert await world.items("r", "said"), "stored for the retention time"
+        assert not await a.take("r"), "nobody takes a retired room"
+        await world.elapse(36.0, a)
+        assert await world.events("r") == [] and await world.backend.load_snapshot("r") is None
+    finally:
+        await world.close()
+
+
+async def test_joining_a_retired_room_resumes_it_where_it_stopped(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.submit("r", StoryInput("s1", "lila", "before the night"))
+    await a.tick_once()
+    await world.leave(a, "r", "s1")
+    await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
+    assert a.owned == {}
+    state = await world.backend.load_snapshot("r")
+    assert state is not None
+    await world.join(a, "r", "s2", "rico")
+    await a.submit("r", StoryInput("s2", "rico", "after"))
+    await a.tick_once()
+    assert [i["text"] for i in await world.items("r", "said")] == ["before the night", "after"]
+    events = await world.events("r")
+    assert contiguous(events) and events[-1].epoch == state.epoch + 1
+    story = a.owned["r"].state.view()["story"]
+    assert [line["text"] for line in story] == ["before the night", "after"]  # type: ignore[index, union-attr]
+
+
 async def test_release_all_hands_rooms_back_with_their_state(world: World) -> None:
     a, b = world.node("a"), world.node("b")
     await a.maintain()
