@@ -89,8 +89,15 @@ class Settings:
     lease_ttl_ms: int = _setting(3000, "room ownership lease time-to-live", minimum=200)
     redis_url: str = _setting(
         "",
-        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory backend)",
+        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory "
+        "backend); give its password with --redis-password-file",
         aliases=("--redis",),
+        secret=True,
+    )
+    redis_password_file: str = _setting(
+        "",
+        "file holding the Redis password (read at start, one trailing newline dropped); "
+        "the --redis-url then carries none",
     )
     redis_timeout: float = _setting(
         2.0, "seconds one Redis command may take before it counts as failed", minimum=0.05

@@ -26,6 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -49,6 +50,7 @@ from .ingest import Ingest
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
+from .secret_files import read_secret_file
 from .supervisor import Supervisor
 
 __all__ = ["Node"]
@@ -57,6 +59,18 @@ log = logging.getLogger("sleepsync.node")
 
 #: Seconds the node waits, after the grace, for its connection handlers to end.
 STOP_MARGIN = 1.0
+
+
+def redis_password(settings: Settings) -> str | None:
+    """The password of ``--redis-password-file``; ValueError, in one sentence, when
+    it cannot be read or the URL carries a password as well."""
+    if not settings.redis_password_file:
+        return None
+    if not settings.redis_url:
+        raise ValueError("--redis-password-file needs --redis-url (the memory backend takes none)")
+    if urlsplit(settings.redis_url).password is not None:
+        raise ValueError("the Redis URL already carries a password: give it in one place only")
+    return read_secret_file(settings.redis_password_file, "--redis-password-file")
 
 
 class Node:
@@ -74,6 +88,9 @@ class Node:
     ) -> None:
         """``engine=False`` runs rooms without dream dynamics (membership and story only).
 
+        Raises ValueError, in one sentence, for a secret or certificate file
+        that cannot be read or does not fit the other settings.
+
         ``mqtt=False`` runs no MQTT ingest and no embedded broker (tests that need
         no pods). With ``mqtt=True`` the node ingests pod telemetry from
         ``settings.mqtt_url``, or from an embedded broker it starts when that is empty.
@@ -87,9 +104,11 @@ class Node:
         self.metrics = Metrics()
         #: Every background task of this node; ``stop()`` ends them all.
         self.tasks = Supervisor()
+        password = redis_password(settings)
         if backend is None and settings.redis_url:
             backend = RedisBackend(
                 settings.redis_url,
+                password=password,
                 retention=settings.event_retention,
                 inbox_limit=settings.inbox_limit,
                 max_retained=settings.max_rooms,

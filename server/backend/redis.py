@@ -273,7 +273,10 @@ class RedisBackend:
     ``retention`` is the MAXLEN ~ of each room's event stream (resume window),
     ``inbox_limit`` the most inputs one inbox holds (pushes beyond are refused),
     ``max_retained`` the most retired rooms kept (see retention above),
-    ``timeout`` bounds every command (s).
+    ``timeout`` bounds every command (s); ``password`` (from a file, see
+    ``--redis-password-file``) is used when the URL carries none. Neither the
+    URL nor the password ever appears in an error or a log line: errors name
+    the host and port only.
     """
 
     def __init__(
@@ -284,6 +287,7 @@ class RedisBackend:
         inbox_limit: int = 10000,
         max_retained: int = 1000,
         timeout: float = 2.0,
+        password: str | None = None,
     ) -> None:
         self.url = url
         self._retention = retention
@@ -300,6 +304,7 @@ class RedisBackend:
             BlockingConnectionPool.from_url(
                 url,
                 max_connections=64,
+                password=password,
                 timeout=timeout,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
@@ -312,6 +317,7 @@ class RedisBackend:
             BlockingConnectionPool.from_url(
                 url,
                 max_connections=8,
+                password=password,
                 timeout=timeout,
                 socket_timeout=None,
                 socket_connect_timeout=timeout,
