@@ -39,6 +39,21 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "address the websocket and HTTP port binds to")
     port: int = _setting(8765, "websocket and HTTP port (0 picks a free one)", minimum=0)
+    tls_cert_file: str = _setting(
+        "",
+        "certificate chain (PEM) of this node: the port then serves wss:// and https:// "
+        "only (empty: ws:// and http://)",
+    )
+    tls_key_file: str = _setting(
+        "", "private key (PEM) of --tls-cert-file (empty: it is in the certificate file)"
+    )
+    allowed_origins: str = _setting(
+        "",
+        "browser origins (https://host[:port], comma-separated) whose pages may open a "
+        "websocket; any other Origin is refused with 403 in the handshake. Clients that "
+        "send no Origin (terminal, TUI, load tester) always pass. Empty: no browser page; "
+        "*: any",
+    )
     node_id: str = _setting("", "this node's name in presence and logs (default: host-pid)")
     tick_hz: float = _setting(10.0, "room ticks per second", minimum=0.1)
     room_capacity: int = _setting(50, "most dreamers and observers in one room", minimum=1)

@@ -5,6 +5,10 @@ the node is spawned through its one :class:`~.supervisor.Supervisor`
 (``node.tasks``), so :meth:`Node.stop` ends them all: nothing of the node
 is alive once it returns.
 
+TLS and origins (:mod:`.handshake`): with a certificate the port speaks
+``wss://`` and ``https://`` only; browser pages from origins not in
+``--allowed-origins`` are refused during the websocket handshake.
+
 HTTP, on the websocket port: ``GET /healthz`` says the process is alive,
 ``GET /readyz`` that it serves (503 from the moment the port is bound while
 the backend and broker start, and again while shutting down), ``GET
@@ -46,6 +50,7 @@ from .config import Settings
 from .dream import engine_hooks
 from .fanout import Fanout
 from .gateway import Gateway
+from .handshake import allowed_origins, tls_context
 from .ingest import Ingest
 from .metrics import Metrics
 from .room_state import EngineHooks
@@ -105,6 +110,8 @@ class Node:
         #: Every background task of this node; ``stop()`` ends them all.
         self.tasks = Supervisor()
         password = redis_password(settings)
+        self._tls = tls_context(settings.tls_cert_file, settings.tls_key_file)
+        self._origins = allowed_origins(settings.allowed_origins)
         if backend is None and settings.redis_url:
             backend = RedisBackend(
                 settings.redis_url,
@@ -174,7 +181,7 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.settings.host}:{self.port}"
+        return f"{'wss' if self._tls else 'ws'}://{self.settings.host}:{self.port}"
 
     def _on_cues(self, room: str, cues: list[Cue]) -> None:
         if self.ingest is not None:
@@ -218,6 +225,8 @@ class Node:
             s.host,
             s.port,
             process_request=self._http,
+            ssl=self._tls,
+            origins=self._origins,
             max_size=s.max_frame_bytes,
             max_queue=16,
             compression=None,
