@@ -25,10 +25,17 @@ MISSING = (
 class RedisServer:
     """One redis-server; :meth:`restart` brings it back empty on the same port.
 
-    With a ``password`` it runs with ``--requirepass``; :attr:`url` carries none.
+    With a ``password`` it runs with ``--requirepass`` (or with ``acl_file``,
+    an ACL file that holds it); :attr:`url` carries none.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, password: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        password: str = "",
+        acl_file: Path | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(MISSING, pytrace=False)
@@ -36,6 +43,7 @@ class RedisServer:
         self.workdir = workdir
         self.port = port or free_port()
         self.password = password
+        self.acl_file = acl_file
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,7 +64,7 @@ class RedisServer:
                 "--stream-node-max-entries", "16",
                 "--daemonize", "no",
                 "--loglevel", "warning",
-                *(["--requirepass", self.password] if self.password else []),
+                *self._auth_args(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -84,6 +92,11 @@ class RedisServer:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
             sock.sendall(self._auth() + (" ".join(args) + "\r\n").encode())
             return _replies(sock, 2 if self.password else 1).split(b"\r\n")[-2]
+
+    def _auth_args(self) -> list[str]:
+        if self.acl_file is not None:
+            return ["--aclfile", str(self.acl_file)]
+        return ["--requirepass", self.password] if self.password else []
 
     def _auth(self) -> bytes:
         return f"AUTH {self.password}\r\n".encode() if self.password else b""
