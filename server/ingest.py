@@ -339,7 +339,7 @@ class Ingest:
         # cmd topics are the server's own output; it never subscribes to them.
 
     def _deliver(self, room: str, sample: TelemetrySample) -> None:
-        if self.rooms.add_external(room, Telemetry(sample)):
+        if self.rooms.add_external(room, Telemetry.derived(sample)):  # raw vitals stop here
             self.metrics.telemetry_ingested.inc()
         else:
             self.metrics.mqtt_drops.labels("room").inc()

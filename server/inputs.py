@@ -26,7 +26,7 @@ from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.messages import Role, TemplateFormat
 from sleepsync.protocol.telemetry import TelemetrySample
 
-from .engine.api import GlitchInjected, PodFault, PodOffline, Telemetry
+from .engine.api import NO_VITALS, GlitchInjected, PodFault, PodOffline, Telemetry
 
 __all__ = [
     "MemberJoin",
@@ -127,6 +127,8 @@ def decode_input(data: bytes) -> RoomInput:
 # Engine inputs that come from outside the room (telemetry and pod state) are
 # recorded with each event, so a new owner can replay the ticks after the last
 # snapshot exactly. Inputs derived from room inputs (joins, story lines) are not.
+# Telemetry is recorded as the derived state the room worked on (pod, boot, seq,
+# time, valence, arousal): never vital signs, which rooms never get.
 ExternalInput: TypeAlias = Telemetry | PodOffline | PodFault | GlitchInjected
 
 
@@ -140,7 +142,16 @@ class TickRecord:
 
 def _encode_external(item: ExternalInput) -> dict[str, object]:
     if isinstance(item, Telemetry):
-        return {"k": "tel", "s": item.sample.to_wire()}
+        s = item.sample  # derived state only: a record never holds vital signs
+        return {
+            "k": "tel",
+            "p": s.pod,
+            "b": s.boot,
+            "q": s.seq,
+            "t": s.ts,
+            "v": s.valence,
+            "a": s.arousal,
+        }
     if isinstance(item, PodOffline):
         return {"k": "off", "d": item.dreamer}
     if isinstance(item, PodFault):
@@ -151,9 +162,20 @@ def _encode_external(item: ExternalInput) -> dict[str, object]:
 def _decode_external(m: dict[str, object]) -> ExternalInput:
     kind = m["k"]
     if kind == "tel":
-        sample = m["s"]
-        assert isinstance(sample, dict)
-        return Telemetry(TelemetrySample.from_wire(sample))
+        if "s" in m:  # written before records dropped vital signs
+            wire = m["s"]
+            assert isinstance(wire, dict)
+            return Telemetry.derived(TelemetrySample.from_wire(wire))
+        sample = TelemetrySample(
+            pod=str(m["p"]),
+            boot=str(m["b"]),
+            seq=int(cast(int, m["q"])),
+            ts=float(cast(float, m["t"])),
+            vitals=NO_VITALS,
+            valence=float(cast(float, m["v"])),
+            arousal=float(cast(float, m["a"])),
+        )
+        return Telemetry(sample)
     if kind == "off":
         return PodOffline(str(m["d"]))
     if kind == "fault":

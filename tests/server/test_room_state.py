@@ -21,7 +21,7 @@ from sleepsync.protocol.events import (
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
-from sleepsync.server.engine.api import PodOffline, Telemetry
+from sleepsync.server.engine.api import NO_VITALS, PodOffline, Telemetry
 from sleepsync.server.inputs import (
     MemberJoin,
     MemberLeave,
@@ -239,7 +239,8 @@ class TestInputCodec:
         data = encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")])
         record = decode_tick(data, template_texts(inputs))
         assert record.room == inputs
-        assert record.external == [sample("pod1", 3), PodOffline("pod1")]
+        # Telemetry comes back as the derived state the room used: no vital signs.
+        assert record.external == [Telemetry.derived(sample("pod1", 3).sample), PodOffline("pod1")]
         for item in inputs:
             if isinstance(item, TemplateInput):
                 assert template_digest(item.text).encode() in data, "named by digest"
@@ -253,6 +254,17 @@ class TestInputCodec:
         assert decode_tick(data, template_texts([upload])).room == [upload, upload]
         with pytest.raises(DecodeError, match=f"template {template_digest(text)[:12]}"):
             decode_tick(data, {})
+
+    def test_a_record_holds_no_vital_signs(self) -> None:
+        data = encode_tick([], [sample("pod1", 3)])
+        m = msgpack.unpackb(data)
+        assert set(m["e"][0]) == {"k", "p", "b", "q", "t", "v", "a"}
+        [tel] = decode_tick(data).external
+        assert isinstance(tel, Telemetry) and tel.sample.vitals == NO_VITALS
+        # Records written before carried the whole sample: read, its vitals dropped.
+        old = {"r": [], "e": [{"k": "tel", "s": sample("pod1", 3).sample.to_wire()}]}
+        [tel] = decode_tick(msgpack.packb(old)).external
+        assert tel == Telemetry.derived(sample("pod1", 3).sample)
 
     def test_records_from_before_digests_still_decode(self) -> None:
         upload = TemplateInput("lila", "toml", "title = 'T'", "s1")
