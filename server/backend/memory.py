@@ -7,8 +7,9 @@ deque per room, and ``wait_events`` sleeps on an :class:`asyncio.Event` that
 every append sets. The inbox is a deque of numbered entries that only a
 fenced commit trims. A retired room keeps its state with an expiry time
 (the same clock); it is purged when looked at after that time, or when more
-than ``max_retained`` rooms are retired. It exists so that the embedded default needs no
-services, and it passes the same conformance suite as the Redis backend.
+than ``max_retained`` rooms are retired. The backend exists so that the
+embedded default needs no services, and it passes the same conformance
+suite as the Redis backend.
 """
 
 from __future__ import annotations

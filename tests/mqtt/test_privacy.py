@@ -28,7 +28,7 @@ from websockets.asyncio.client import connect
 
 from sleepsync.client.connection import RoomClient
 from sleepsync.protocol.codec import encode
-from sleepsync.protocol.messages import Hello, Join, Say
+from sleepsync.protocol.messages import Hello, Join
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns, encode_telemetry
 from sleepsync.protocol.topics import telemetry_topic
 from sleepsync.server.broker import SERVER_USER
@@ -154,7 +154,7 @@ async def test_no_vital_sign_is_kept_sent_or_logged(
             watcher = RoomClient(node.url, ROOM, "lila")
             async with Recorder(watcher) as rec, raw_frames(node.url, frames):
                 await wait_for(lambda: ROOM in (node.ingest.subscribed if node.ingest else ()))
-                await watcher.conn.send(encode(Say(ROOM, "the tide is warm")))  # type: ignore[union-attr]
+                await watcher.say("the tide is warm")
                 for pod in PODS:
                     async with aiomqtt.Client(
                         "127.0.0.1",
