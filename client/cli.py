@@ -10,12 +10,14 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
 from sleepsync.protocol.credentials import parse_credentials
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
 
+from .connection import websocket_tls
 from .load import add_load_parser, main_load
 from .physiology import PROFILES
 from .pods import PodFleet, PodOptions
@@ -38,6 +40,13 @@ def add_dream_parser(sub: Any) -> None:
         "--name", required=True, type=pattern(NAME_RE, "NAME"), help="your name in the room"
     )
     dream.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
+    dream.add_argument(
+        "--ca-file",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="CA certificate (PEM) that signed the server's, for a wss:// URL",
+    )
     dream.add_argument("--observer", action="store_true", help="watch only (stdin is not read)")
     dream.add_argument("--json", action="store_true", help="one JSON object per line (see README)")
     dream.add_argument(
@@ -84,6 +93,12 @@ def add_pods_parser(sub: Any) -> None:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
+    try:
+        ca_pem = None if args.ca_file is None else Path(args.ca_file).read_text()
+        websocket_tls(args.server, ca_pem)  # a bad CA or URL: one line, exit 2
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return 2
     opts = TerminalOptions(
         url=args.server,
         room=args.room,
@@ -92,6 +107,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
         json=args.json,
         duration=args.duration,
         give_up_after=args.give_up_after,
+        ca_pem=ca_pem,
     )
     with contextlib.suppress(BrokenPipeError):
         code = run(lambda: run_terminal(opts))

@@ -27,7 +27,7 @@ from sleepsync.protocol.errors import InvalidMessage
 from sleepsync.protocol.events import Said, items_of_type
 from sleepsync.protocol.messages import Event, Role, Say, Status
 
-from .connection import ClientError, RoomClient, SeqGap
+from .connection import ClientError, RoomClient, SeqGap, websocket_tls
 from .render import JsonRenderer, TextRenderer
 
 __all__ = ["TerminalOptions", "run_terminal"]
@@ -44,6 +44,8 @@ class TerminalOptions:
     json: bool = False
     duration: float | None = None
     give_up_after: float = 60.0
+    #: The text of ``--ca-file`` (PEM), for a ``wss://`` server.
+    ca_pem: str | None = None
 
 
 def _stdin_lines(stream: IO[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
@@ -68,7 +70,8 @@ class _Terminal:
         self.opts = opts
         self.out = out
         self.renderer: JsonRenderer | TextRenderer = JsonRenderer() if opts.json else TextRenderer()
-        self.client = RoomClient(opts.url, opts.room, opts.name, role=opts.role)
+        tls = websocket_tls(opts.url, opts.ca_pem)
+        self.client = RoomClient(opts.url, opts.room, opts.name, role=opts.role, tls=tls)
         self.unechoed: Counter[str] = Counter()
         self.eof = asyncio.Event()
         self.connected = asyncio.Event()

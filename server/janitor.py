@@ -1,4 +1,4 @@
-"""The owner's clean-up rules: members of dead nodes leave, empty rooms go.
+"""The owner's clean-up rules: members of dead nodes leave, empty rooms retire.
 
 How it works. Each maintenance round the room manager hands the janitor the
 rooms it owns (their state), their presence, the live nodes and the time;
@@ -11,7 +11,9 @@ is pure: no backend, no clock of its own.
   not only in presence, so a leave that was lost (the tick failed and the
   room was rebuilt from the store) is found and sent again next round.
 - **Idle rooms.** A room with no session, no online pod, no live presence
-  and no leave pending is empty; empty for ``idle_seconds`` it is removed.
+  and no leave pending is empty; empty for ``idle_seconds`` it is idle: the
+  owner retires it (``Backend.retire_room``): it lets go of the room, whose
+  stored state is kept for the retention time, then expires.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Sweep:
     leaves: dict[str, list[MemberLeave]] = field(default_factory=dict)
     #: room -> presence entries (sessions) of dead nodes to remove.
     gone: dict[str, list[str]] = field(default_factory=dict)
-    #: rooms empty for long enough: remove them.
+    #: rooms empty for long enough: retire them.
     idle: list[str] = field(default_factory=list)
     #: room -> the dead nodes whose members leave (for the log).
     dead: dict[str, list[str]] = field(default_factory=dict)

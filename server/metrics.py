@@ -29,6 +29,11 @@ class Metrics:
             "sleepsync_connections_total", "websocket connections accepted", registry=r
         )
         self.rooms_owned = Gauge("sleepsync_rooms_owned", "rooms this node ticks", registry=r)
+        self.rooms_retired = Counter(
+            "sleepsync_rooms_retired_total",
+            "idle rooms this node let go of (stored for --retention-hours)",
+            registry=r,
+        )
         self.rooms_local = Gauge(
             "sleepsync_rooms_local", "rooms with clients on this node", registry=r
         )

@@ -7,7 +7,7 @@ between them and the backend:
 - :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
 - :mod:`.scheduler` — which rooms tick when (slots of the tick period).
 - :mod:`.ownership` — leases, the node's liveness, fair share, health.
-- :mod:`.janitor` — members of dead nodes leave; empty rooms go.
+- :mod:`.janitor` — members of dead nodes leave; empty rooms retire.
 
 Owning. :meth:`RoomManager.take` acquires a room's lease; ``_install`` is the
 one way a room becomes owned, for a takeover and for a rebuild alike: it
@@ -24,6 +24,8 @@ the slot's rooms in one backend call, runs each room's tick, and commits all
 their events in one call; each commit also removes the inputs its tick
 consumed, in the same atomic, fenced operation (consume on commit), so an
 owner that lost its lease while paused leaves those inputs to the new owner.
+A room is snapshotted every ``snapshot_every`` ticks, and right after a tick
+that stored template uploads, so the store forgets their texts at once.
 
 Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
 (:mod:`.outbox`): it is queued for the owner, or refused with an error for
@@ -224,9 +226,10 @@ class RoomManager:
             story_tail=self.settings.story_tail,
             capacity=self.settings.room_capacity,
         )
+        templates = await self.backend.read_templates(room)
         while tail := await self.backend.read_events(room, runner.state.seq, REPLAY_BATCH):
             for stored in tail:
-                runner.replay(stored)
+                runner.replay(stored, templates)
         self.metrics.backend_ops.labels("save_snapshot").inc()
         saved = await self.backend.save_snapshots({room: (runner.snapshot(), lease.epoch)})
         if not saved.get(room):
@@ -350,7 +353,11 @@ class RoomManager:
             commit = self._tick_room(owned, inboxes.get(room, ()), now)
             if commit is not None:
                 commits[room] = commit
-            if owned.state.tick % self.settings.snapshot_every == 0:
+            # A snapshot right after a tick that stored templates lets the store
+            # forget them: a room holds no upload longer than one tick.
+            if owned.state.tick % self.settings.snapshot_every == 0 or (
+                commit is not None and commit.templates
+            ):
                 to_snapshot.append(room)
         self.metrics.ticks.inc(len(rooms))
         if commits:
@@ -404,7 +411,8 @@ class RoomManager:
             self._on_cues(owned.runner.room, result.cues)
         if result.stored is None and consumed is None:
             return None
-        return Commit(epoch, [] if result.stored is None else [result.stored], consumed)
+        stored = [] if result.stored is None else [result.stored]
+        return Commit(epoch, stored, consumed, result.templates)
 
     async def _save_snapshots(self, rooms: list[str]) -> None:
         snapshots = {
@@ -452,6 +460,7 @@ class RoomManager:
         beat_at = await self.ownership.beat()
         for lease in await self.ownership.renew([o.lease for o in self.owned.values()]):
             self.step_down(lease.room, "lease lost")
+        await self.backend.keep_registered(list(self.owned))
         rooms = await self.backend.list_rooms()
         await self.outbox.register(set(rooms), force=lapsed)
         self.ownership.confirm(beat_at)
@@ -481,8 +490,21 @@ class RoomManager:
         for room, sessions in sweep.gone.items():
             for session in sessions:
                 await self.backend.leave_presence(room, session)
+        keep_ms = self.settings.retention_ms
         for room in sweep.idle:
             owned = self.owned.get(room)
-            if owned is not None and await self.backend.delete_room(room, owned.lease.epoch):
-                log.info("room %s removed after being empty", room)
-                self.step_down(room, "removed while empty")
+            if owned is None:
+                continue
+            # Its last state is stored; the snapshot right before lets a comeback
+            # start from it instead of replaying the whole retained stream.
+            await self._save_snapshots([room])
+            if room in self.owned and await self.backend.retire_room(
+                room, owned.lease.epoch, keep_ms
+            ):
+                self.metrics.rooms_retired.inc()
+                log.info(
+                    "room %s is idle: stored for %g h unless someone joins again",
+                    room,
+                    self.settings.retention_hours,
+                )
+                self.step_down(room, "idle")

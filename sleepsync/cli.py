@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sleepsync.server.cli",
         "generate Mosquitto credentials for the server and N pods",
     ),
+    "secrets": (
+        "sleepsync.server.cli",
+        "write the secrets of docker-compose.yml (MQTT, Redis, auth) into a directory",
+    ),
     "demo": ("sleepsync.demo", "run a single-node server and join its demo room"),
     "dream": ("sleepsync.client.cli", "join a room from the terminal"),
     "pods": ("sleepsync.client.cli", "simulate pods streaming telemetry into a room"),
