@@ -349,9 +349,8 @@ cp "$ROOT/docker-compose.yml" "$PROJECT_DIR/"
 cp "$ROOT/deploy/mosquitto/mosquitto.conf" "$ROOT/deploy/mosquitto/acl" "$PROJECT_DIR/deploy/mosquitto/"
 # The steps at the top of docker-compose.yml.
 (cd "$PROJECT_DIR" && "$VENV/bin/sleepsync" mqtt-passwd --pods 20 --out deploy/mosquitto/passwd >/dev/null)
-chmod 0644 "$PROJECT_DIR"/deploy/mosquitto/passwd "$PROJECT_DIR"/deploy/mosquitto/passwd.credentials
-SLEEPSYNC_MQTT_PASSWORD=$(sed -n 's/^sleepsync-server://p' "$PROJECT_DIR"/deploy/mosquitto/passwd.credentials)
-export SLEEPSYNC_MQTT_PASSWORD
+chmod 0644 "$PROJECT_DIR"/deploy/mosquitto/passwd   # hashes only: Mosquitto runs as uid 1883
+(cd "$PROJECT_DIR" && "$VENV/bin/sleepsync" secrets >/dev/null)   # deploy/secrets/, the compose secrets
 # Free host ports, published on loopback only.
 read -r p1 p2 p3 < <("$VENV/bin/python" - <<'EOF'
 import socket
