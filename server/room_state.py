@@ -8,7 +8,11 @@ turns membership changes and story lines into event items (``joined``,
 its share of the inputs, and returns every item of the tick plus the
 engine's cues for pods: first the room's own items in input order, then the
 engine's, then a ``template_rejected`` item for each template upload the
-room could not apply. Items are the typed values of
+room could not apply, then an ``input_refused`` item, addressed to the
+sender's session, for each circle command the engine could not apply
+(``/pass`` out of turn). Circle commands (``/circle``, ``/pass``) go to the
+engine but are not story: they get no ``said`` item and no place in the
+story tail. Items are the typed values of
 :mod:`sleepsync.protocol.events`; a tick with any item gets the next seq,
 and the runtime encodes the items as that seq's event frame. ``snapshot``/``restore`` carry
 the whole state, engine included, to a new owner.
@@ -26,6 +30,7 @@ import msgpack
 from sleepsync.protocol.errors import TemplateInvalid
 from sleepsync.protocol.events import (
     EventItem,
+    InputRefused,
     MemberJoined,
     MemberLeft,
     PodCameOnline,
@@ -48,6 +53,7 @@ from .engine.api import (
     Telemetry,
     TemplateUploaded,
 )
+from .engine.circle import parse_command
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
 
 __all__ = ["EngineHooks", "RoomState", "TickOutput"]
@@ -136,6 +142,8 @@ class RoomState:
         out = TickOutput()
         feed: list[EngineInput] = []
         rejected: list[TemplateRejected] = []
+        #: (name, text) of this tick's lines -> the sessions that sent them.
+        senders: dict[tuple[str, str], list[str]] = {}
         for external in engine_inputs:
             if self._admit(external, out):
                 feed.append(external)
@@ -145,7 +153,7 @@ class RoomState:
             elif isinstance(item, MemberLeave):
                 self._leave(item.session, out, feed)
             elif isinstance(item, StoryInput):
-                self._say(item, out, feed)
+                self._say(item, out, feed, senders)
             elif isinstance(item, TemplateInput):
                 self._template(item, rejected, feed)
         self.tick += 1
@@ -153,7 +161,14 @@ class RoomState:
             result = self.engine.step(feed)
             out.items.extend(result.events)
             out.cues.extend(result.cues)
+            refused = result.refused
+        else:
+            refused = []
         out.items.extend(rejected)
+        for refusal in refused:
+            sessions = senders.get((refusal.author, refusal.text))
+            if sessions:
+                out.items.append(InputRefused(sessions.pop(0), refusal.input, refusal.reason))
         if out.items:
             self.seq += 1
             out.seq = self.seq
@@ -205,12 +220,21 @@ class RoomState:
             if info.role == "dreamer":
                 feed.append(DreamerLeft(info.name))
 
-    def _say(self, item: StoryInput, out: TickOutput, feed: list[EngineInput]) -> None:
+    def _say(
+        self,
+        item: StoryInput,
+        out: TickOutput,
+        feed: list[EngineInput],
+        senders: dict[tuple[str, str], list[str]],
+    ) -> None:
         if item.session not in self._sessions:
             return  # the author left before the line was applied
+        feed.append(StoryLine(item.name, item.text))
+        senders.setdefault((item.name, item.text), []).append(item.session)
+        if parse_command(item.text) is not None:
+            return  # a circle command: the engine answers it; it is not story
         self._story.append((self.seq + 1, item.name, item.text))
         out.items.append(Said(item.name, item.text))
-        feed.append(StoryLine(item.name, item.text))
 
     def _template(
         self, item: TemplateInput, rejected: list[TemplateRejected], feed: list[EngineInput]
