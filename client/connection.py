@@ -9,19 +9,36 @@ resync, and says which errors end the client for good (:class:`ClientError`)
 and which need a new connection (``ConnectionError``). Reconnecting is the
 caller's loop, with :class:`~sleepsync.protocol.backoff.Backoff`: calling
 :meth:`RoomClient.open` again resumes where the last connection stopped.
+
+**Failover.** A client may be given several node URLs (a list, or one
+comma-separated string). After a connection is lost, or an attempt fails,
+the next :meth:`RoomClient.open` tries the next URL in turn; the resume
+point (epoch, seq) carries over, so the new node replays what was missed.
+Every URL is checked when the client is made: a wrong scheme raises
+``ValueError`` at once rather than failing on every attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.uri import parse_uri
 
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.errors import RemoteError, SleepSyncError
-from sleepsync.protocol.messages import Message, ResumePoint, Role, ServerMessage, Welcome
+from sleepsync.protocol.messages import (
+    ListRooms,
+    Message,
+    ResumePoint,
+    Role,
+    ServerMessage,
+    TemplateFormat,
+    UploadTemplate,
+    Welcome,
+)
 from sleepsync.protocol.session import (
     ClientAction,
     ClientSession,
@@ -33,7 +50,27 @@ from sleepsync.protocol.session import (
 )
 from sleepsync.protocol.wire import Limits
 
-__all__ = ["ClientError", "RoomClient", "SeqGap"]
+__all__ = ["ClientError", "RoomClient", "SeqGap", "server_urls"]
+
+
+def server_urls(urls: str | Sequence[str]) -> list[str]:
+    """Node URLs from ``--server`` values (each may be a comma list), checked.
+
+    Raises ``ValueError`` with a one-line reason for an empty list or a URL
+    that is not ``ws://`` or ``wss://``.
+    """
+    values = [urls] if isinstance(urls, str) else list(urls)
+    out = [u.strip() for value in values for u in value.split(",") if u.strip()]
+    if not out:
+        raise ValueError("no server URL given")
+    for url in out:
+        if not url.lower().startswith(("ws://", "wss://")):
+            raise ValueError(f"server URL {url!r} must start with ws:// or wss://")
+        try:
+            parse_uri(url)
+        except InvalidURI as exc:
+            raise ValueError(f"server URL {url!r} is not valid: {exc}") from exc
+    return out
 
 
 class ClientError(SleepSyncError, peer=False):
@@ -53,14 +90,18 @@ class RoomClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         room: str,
         name: str,
         *,
         role: Role = "dreamer",
         max_size: int = 1 << 20,
     ) -> None:
-        self.url = url
+        #: The nodes to try, in turn (see *Failover* above).
+        self.urls = server_urls(url)
+        self._current = 0
+        #: Try the next URL on the next open (the last attempt failed or was lost).
+        self._move_on = False
         self.room = room
         self.name = name
         self.role = role
@@ -70,6 +111,11 @@ class RoomClient:
         self.conn: ClientConnection | None = None
         # Snapshots can be larger than what a server accepts inbound.
         self.limits = Limits(max_frame=max_size, max_array=8192, max_map=1024)
+
+    @property
+    def url(self) -> str:
+        """The node this client is connected to, or will try next."""
+        return self.urls[self._current]
 
     @property
     def position(self) -> ResumePoint | None:
@@ -89,8 +135,14 @@ class RoomClient:
         return self.session.resyncs
 
     async def open(self) -> None:
-        """Connect, say hello and join (resuming when a position is known)."""
+        """Connect, say hello and join (resuming when a position is known).
+
+        After a failed attempt or a lost connection this tries the next URL.
+        """
         self.session.disconnected()
+        if self._move_on:
+            self._current = (self._current + 1) % len(self.urls)
+        self._move_on = True  # until this connection ends politely in close()
         try:
             self.conn = await connect(
                 self.url, max_size=self.max_size, compression=None, open_timeout=5
@@ -100,6 +152,8 @@ class RoomClient:
         await self._send(self.session.connect())
 
     async def close(self) -> None:
+        """Leave politely; the next :meth:`open` returns to the same node and resumes."""
+        self._move_on = False
         if self.conn is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._send(self.session.hang_up())
@@ -110,6 +164,18 @@ class RoomClient:
         if self.conn is None:
             raise ConnectionError("not connected")
         await self._send(self.session.say(self.room, text))
+
+    async def list_rooms(self) -> None:
+        """Ask for the rooms (answered by a ``rooms`` message)."""
+        if self.conn is None:
+            raise ConnectionError("not connected")
+        await self._send([Send(ListRooms())])
+
+    async def upload_template(self, fmt: TemplateFormat, text: str) -> None:
+        """Upload a narrative template (validate it locally first)."""
+        if self.conn is None:
+            raise ConnectionError("not connected")
+        await self._send([Send(UploadTemplate(self.room, fmt, text))])
 
     async def messages(self) -> AsyncIterator[ServerMessage]:
         """Yield server messages until the connection ends.
