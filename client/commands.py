@@ -126,10 +126,10 @@ def read_template(path: str) -> tuple[TemplateFormat, str]:
     if len(text.encode()) > MAX_TEMPLATE_TEXT:
         raise ValueError(f"{path} is over {MAX_TEMPLATE_TEXT} bytes")
     try:
-        template = parse_template(text, fmt)
+        parse_template(text, fmt)
     except TemplateInvalid as exc:
         raise ValueError(f"{path} is not a valid narrative: {exc.message}") from exc
-    del template  # valid: the server checks it again
+    return fmt, text
 
 
 class CommandContext(Protocol):

@@ -30,11 +30,19 @@ from typing import Literal, Protocol
 from websockets.exceptions import ConnectionClosed
 
 from sleepsync.protocol.backoff import Backoff
-from sleepsync.protocol.messages import ServerMessage, Status
+from sleepsync.protocol.messages import ServerMessage, Status, TemplateFormat
 
 from .connection import ClientError, RoomClient, SeqGap
 
-__all__ = ["CONNECT_WITHIN", "LinkListener", "LinkState", "StateKind", "run_link"]
+__all__ = [
+    "CONNECT_WITHIN",
+    "ClientLink",
+    "LinkListener",
+    "LinkState",
+    "RoomLink",
+    "StateKind",
+    "run_link",
+]
 
 #: Seconds the first connection may take before the client gives up.
 CONNECT_WITHIN = 5.0
@@ -121,3 +129,58 @@ async def run_link(
             LinkState("reconnecting", client.url, detail, round(delay, 2), ever_connected=ever)
         )
         await asyncio.sleep(delay)
+
+
+class RoomLink(Protocol):
+    """One room's connection as a screen uses it (a real one, or a script in tests)."""
+
+    room: str
+
+    async def run(self, listener: LinkListener) -> int:
+        """Deliver messages and states until the link ends; returns the exit status."""
+        ...
+
+    async def say(self, text: str) -> None: ...
+
+    async def list_rooms(self) -> None: ...
+
+    async def upload_template(self, fmt: TemplateFormat, text: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ClientLink:
+    """A :class:`RoomLink` over a real :class:`RoomClient` and :func:`run_link`."""
+
+    def __init__(
+        self,
+        client: RoomClient,
+        *,
+        connect_within: float = CONNECT_WITHIN,
+        give_up_after: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.room = client.room
+        self.connect_within = connect_within
+        self.give_up_after = give_up_after
+
+    async def run(self, listener: LinkListener) -> int:
+        return await run_link(
+            self.client,
+            listener,
+            connect_within=self.connect_within,
+            give_up_after=self.give_up_after,
+        )
+
+    async def say(self, text: str) -> None:
+        await self.client.say(text)
+
+    async def list_rooms(self) -> None:
+        await self.client.list_rooms()
+
+    async def upload_template(self, fmt: TemplateFormat, text: str) -> None:
+        await self.client.upload_template(fmt, text)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.close()
