@@ -5,7 +5,7 @@ and an unknown command are answered locally and nothing is sent. The
 circle commands reach the room as the circle's own words (the room does
 not tell them as story); ``/pass`` is checked locally first, so "it is not
 your turn" comes at once, and the room answers with ``input_refused`` if
-it still disagrees. ``/template FILE`` validates the narrative locally
+it disagrees (no circle open, for one). ``/template FILE`` validates the narrative locally
 (the same validator the server runs) before uploading it.
 
 :func:`parse_line` is pure; :func:`execute` carries a command out through a
@@ -108,10 +108,12 @@ def who_lines(view: RoomView) -> list[str]:
 
 
 def pass_refusal(view: RoomView) -> str | None:
-    """Why ``/pass`` cannot apply now (None when it can)."""
-    if view.circle is None:
-        return "no storytelling circle is open (/circle opens one)"
-    if view.circle.turn != view.me:
+    """Why ``/pass`` cannot apply now, as far as this client knows (None: send it).
+
+    With no circle in sight the line still goes to the room, which may have
+    opened one a moment ago; the room answers with ``input_refused`` if not.
+    """
+    if view.circle is not None and view.circle.turn != view.me:
         return f"it is not your turn: {view.circle.turn} holds the circle"
     return None
 

@@ -20,6 +20,7 @@ Every URL is checked when the client is made: a wrong scheme raises
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
@@ -30,10 +31,13 @@ from websockets.uri import parse_uri
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.errors import RemoteError, SleepSyncError
 from sleepsync.protocol.messages import (
+    Hello,
     ListRooms,
     Message,
     ResumePoint,
     Role,
+    RoomInfo,
+    Rooms,
     ServerMessage,
     TemplateFormat,
     UploadTemplate,
@@ -50,7 +54,7 @@ from sleepsync.protocol.session import (
 )
 from sleepsync.protocol.wire import Limits
 
-__all__ = ["ClientError", "RoomClient", "SeqGap", "server_urls"]
+__all__ = ["ClientError", "RoomClient", "SeqGap", "fetch_rooms", "server_urls"]
 
 
 def server_urls(urls: str | Sequence[str]) -> list[str]:
@@ -213,3 +217,29 @@ class RoomClient:
         for action in actions:
             if isinstance(action, Send):
                 await self.conn.send(encode(action.message))
+
+
+async def fetch_rooms(urls: Sequence[str], name: str, *, timeout: float = 5.0) -> list[RoomInfo]:
+    """The rooms of a deployment, from the first node in ``urls`` that answers.
+
+    Raises ``ConnectionError`` when none does within ``timeout`` seconds each.
+    """
+    limits = Limits(max_frame=1 << 20, max_array=8192, max_map=1024)
+    last = "no server URL"
+    for url in urls:
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                connect(url, max_size=1 << 20, compression=None, open_timeout=timeout) as conn,
+            ):
+                await conn.send(encode(Hello(name)))
+                await conn.send(encode(ListRooms()))
+                async for raw in conn:
+                    if isinstance(raw, bytes):
+                        with contextlib.suppress(RemoteError):
+                            msg = decode(raw, limits)
+                            if isinstance(msg, Rooms):
+                                return list(msg.rooms)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
+            last = f"cannot connect to {url}: {exc}"
+    raise ConnectionError(last)

@@ -128,6 +128,8 @@ def _circle(item: EventItem, view: RoomView) -> Sentence | None:
     me = view.me
     if isinstance(item, CircleOpened):
         who = "Recovery opened" if item.by == "recovery" else f"{item.by} opened"
+        if item.by == me:
+            who = "You opened"
         first = "you speak" if item.turn == me else f"{item.turn} speaks"
         return Sentence(
             f"{who} a storytelling circle: {listing(item.order)} in turn; {first} first"

@@ -76,7 +76,8 @@ class DreamApp(App[int]):
         self.view = RoomView(link.room, me=me)
         self.can_speak = can_speak
         self._dirty = True
-        self.code = 0
+        #: Seconds after which the app ends by itself (``--duration``).
+        self.leave_after: float | None = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -101,6 +102,8 @@ class DreamApp(App[int]):
         self.query_one(Prompt).focus()
         self.set_interval(REFRESH_S, self._refresh_widgets)
         self.run_worker(self._run_link(), name="link", exit_on_error=False)
+        if self.leave_after is not None:
+            self.set_timer(self.leave_after, self.action_leave)
 
     async def _run_link(self) -> None:
         link = self.link
@@ -148,7 +151,6 @@ class DreamApp(App[int]):
             self._last_reason = state.detail
 
     def on_link_ended(self, message: LinkEnded) -> None:
-        self.code = message.code
         if message.code == 2:
             text = f"sleepsync: the server refused: {message.reason}"
         else:
