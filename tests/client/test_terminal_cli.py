@@ -83,7 +83,7 @@ async def test_dream_plain_prints_sentences() -> None:
         assert "rico joined the dream." in lines
         assert "rico: a dream of rain" in lines
         assert "The Shared Night, the drift: The pods hum." in out, "the scene's text"
-        assert "  /template FILE: check a narrative template (.json or .toml) and upload it" in lines
+        assert "  /template FILE: check a narrative template (.json or .toml) and upload it" in out
         assert any(line.startswith("In words: ") for line in lines), "/who answered locally"
         assert not any(line.startswith("rico: /") for line in lines), "commands are not story"
         assert not any("[seq" in line or "=" in line for line in lines)

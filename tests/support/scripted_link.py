@@ -10,7 +10,9 @@ from sleepsync.protocol.messages import ServerMessage, TemplateFormat
 
 
 class ScriptedLink:
-    def __init__(self, room: str, messages: Iterable[ServerMessage], url: str = "ws://node-1") -> None:
+    def __init__(
+        self, room: str, messages: Iterable[ServerMessage], url: str = "ws://node-1"
+    ) -> None:
         self.room = room
         self.messages = list(messages)
         self.url = url
