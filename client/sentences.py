@@ -144,7 +144,7 @@ def _circle(item: EventItem, view: RoomView) -> Sentence | None:
             "left": "The teller left. ",
         }.get(item.reason, "")
         if item.to == me:
-            return Sentence(f"{why}Your turn, {me}: tell a line, or /pass.", "you")
+            return Sentence(f"{why}Your turn: tell a line, or /pass.", "you")
         return Sentence(f"{why}It is {item.to}'s turn.")
     if isinstance(item, CircleLifted):
         return Sentence(f"{item.by}'s line lifted the room (+{item.lift:.2f}).", "good")

@@ -69,7 +69,7 @@ class RoomPanel(Vertical):
 
     DEFAULT_CSS = """
     RoomPanel {
-        height: 9;
+        height: 8;
         border: round $primary;
         border-title-align: left;
         border-subtitle-align: right;
@@ -80,7 +80,7 @@ class RoomPanel(Vertical):
     RoomPanel Horizontal { height: 3; }
     RoomPanel Sparkline { width: 1fr; height: 3; margin: 0 1; }
     RoomPanel PhaseBanner { width: 22; }
-    RoomPanel #facts { height: 4; padding: 0 1; }
+    RoomPanel #facts { height: 3; padding: 0 1; }
     """
 
     summary: reactive[RoomSummary | None] = reactive(None)

@@ -88,7 +88,7 @@ class Roster(Static):
         for r in rows:
             glyph, role = _ROLE.get(r.role, ("?", r.role))
             name = Text(r.name, style="bold" if r.you else "")
-            if r.you:
+            if r.you and r.name != "you":
                 name.append(" (you)", style="magenta")
             if r.role != "pod":
                 name.append(f" {role}", style="dim")

@@ -119,7 +119,7 @@ class TestSentences:
             "The room collapsed: balance 0.28. Isolating pod-003 and pod-005, moving everyone "
             "to the hearth, a storytelling circle opens, calming 6 pods." in said
         )
-        assert "Your turn, you: tell a line, or /pass." in said
+        assert "Your turn: tell a line, or /pass." in said
         assert "lila: We sit by the fire and the static fades." in said
         assert not any("balance 0.5" in s and "mood" in s for s in said)
         assert not any("=" in s or "[seq" in s for s in said), "no key=value, no seq"

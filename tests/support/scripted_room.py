@@ -40,7 +40,7 @@ def welcome(session: str = "s-you") -> Welcome:
     return Welcome(1, "node-1", session, 65536, 50)
 
 
-def snapshot(seq: int = 10) -> Snapshot:
+def snapshot(seq: int = 10, room: str = ROOM) -> Snapshot:
     dreamers: list[WireValue] = [
         {
             "name": pod,
@@ -68,7 +68,7 @@ def snapshot(seq: int = 10) -> Snapshot:
     ]
     members += [{"name": pod, "role": "pod", "online": True} for pod in PODS]
     return Snapshot(
-        ROOM,
+        room,
         1,
         seq,
         {
@@ -90,8 +90,8 @@ def snapshot(seq: int = 10) -> Snapshot:
     )
 
 
-def event(seq: int, items: list[EventItem], ts: float) -> Event:
-    return Event(ROOM, 1, seq, seq, [item.to_wire() for item in items], ts)
+def event(seq: int, items: list[EventItem], ts: float, room: str = ROOM) -> Event:
+    return Event(room, 1, seq, seq, [item.to_wire() for item in items], ts)
 
 
 def mood(balance: float, phase: str, names: list[str], k: int, glitched: set[str]) -> Mood:
@@ -108,14 +108,15 @@ def mood(balance: float, phase: str, names: list[str], k: int, glitched: set[str
     return Mood(balance, phase, rows)
 
 
-def night(until: str = "collapse") -> Iterator[ServerMessage]:
+def night(until: str = "collapse", room: str = ROOM) -> Iterator[ServerMessage]:
     """Welcome, snapshot, then a minute and a half of events (2 per second).
 
-    ``until``: ``"calm"`` stops before the trouble; ``"collapse"`` goes on
-    through glitches and a collapse into a storytelling circle.
+    ``until``: ``"calm"`` stops before the trouble; ``"strained"`` stops
+    once the room is strained; ``"collapse"`` goes on through glitches and a
+    collapse into a storytelling circle.
     """
     yield welcome()
-    yield snapshot(10)
+    yield snapshot(10, room)
     names = [*PODS, "lila"]
     seq, k = 10, 0
     glitched: set[str] = set()
@@ -125,7 +126,8 @@ def night(until: str = "collapse") -> Iterator[ServerMessage]:
         nonlocal seq, k
         seq += 1
         k += 1
-        return event(seq, [*items, mood(balance, phase, names, k, glitched)], T0 + k * 0.5)
+        row = mood(balance, phase, names, k, glitched)
+        return event(seq, [*items, row], T0 + k * 0.5, room)
 
     yield tick([MemberJoined("you", "dreamer")], 0.52)
     names.append("you")
@@ -157,6 +159,8 @@ def night(until: str = "collapse") -> Iterator[ServerMessage]:
             extra = [
                 PhaseChanged("stable", "strained", "balance low", PhaseFigures(0.38, 0.4, 1.0))
             ]
+        if i == 30 and until == "strained":
+            return
         if i == 40:
             phase = "collapsed"
             actions = RecoveryActions(0.4, ("pod-003", "pod-005"), "hearth", True, 6)
