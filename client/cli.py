@@ -21,7 +21,7 @@ from .connection import server_urls
 from .link import CONNECT_WITHIN
 from .load import add_load_parser, main_load
 from .physiology import PROFILES
-from .pods import PodFleet, PodOptions
+from .pods import PodFleet, PodOptions, broker_unreachable
 from .terminal import TerminalOptions, run_terminal
 
 __all__ = ["COMMANDS", "DEFAULT_MQTT", "DEFAULT_SERVER"]
@@ -187,6 +187,10 @@ def cmd_pods(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"sleepsync: {exc}", file=sys.stderr)
         return 2
+    unreachable = asyncio.run(broker_unreachable(opts.mqtt))
+    if unreachable is not None:
+        print(f"sleepsync: {unreachable}", file=sys.stderr)
+        return 1
     print(
         f"{len(fleet.pods)} pods streaming into room {args.room} via {opts.mqtt.split('@')[-1]}"
         f"{'' if args.duration else '; Ctrl-C to stop'}",

@@ -36,11 +36,13 @@ def roster_rows(view: RoomView) -> tuple[RosterRow, ...]:
     turn = view.circle.turn if view.circle is not None else None
     for m in [*view.people(), *view.pods()]:
         mood = view.moods.get(m.name) if m.role != "observer" else None
+        # A person is online while a member; a pod while its telemetry flows.
+        online = m.online and (mood is None or m.role != "pod" or mood.online)
         rows.append(
             RosterRow(
                 m.name,
                 m.role,
-                m.online if mood is None else (m.online and mood.online),
+                online,
                 m.name == view.me and m.role != "pod",
                 None if mood is None else mood.valence,
                 None if mood is None else mood.arousal,
@@ -60,7 +62,9 @@ class Roster(Static):
 
     DEFAULT_CSS = """
     Roster {
-        width: 56;
+        width: 40%;
+        max-width: 56;
+        min-width: 34;
         height: 1fr;
         border: round $primary;
         border-title-align: left;

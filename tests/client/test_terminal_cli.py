@@ -213,3 +213,10 @@ async def test_serve_reports_a_taken_port() -> None:
         )
         assert code == 1
         assert "cannot serve" in err and "Traceback" not in err
+
+
+async def test_pods_exit_1_when_their_broker_is_unreachable_at_start() -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    code, _out, err = await run_cli("pods", "--room", "r", "--count", "1", "--mqtt", url)
+    assert code == 1
+    assert "cannot reach the MQTT broker at 127.0.0.1:" in err and "Traceback" not in err
