@@ -161,6 +161,11 @@ class DreamApp(App[int]):
         client = getattr(self.link, "client", None)
         return str(getattr(client, "url", self.link.room))
 
+    def refresh_now(self) -> None:
+        """Push the view into the widgets now (tests and screenshots wait on this)."""
+        self._dirty = True
+        self._refresh_widgets()
+
     def _refresh_widgets(self) -> None:
         if not self._dirty:
             return

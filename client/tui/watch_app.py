@@ -137,6 +137,11 @@ class WatchApp(App[int]):
         self.states[message.room] = "unreachable" if message.code == 1 else "refused"
         self.dirty.add(message.room)
 
+    def refresh_now(self) -> None:
+        """Push every room into its panel now (tests and screenshots wait on this)."""
+        self.dirty.update(self.views)
+        self._refresh()
+
     def _refresh(self) -> None:
         for room in list(self.dirty):
             with contextlib.suppress(Exception):

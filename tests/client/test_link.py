@@ -11,8 +11,9 @@ from sleepsync.client.connection import RoomClient, server_urls
 from sleepsync.client.link import LinkState, run_link
 from sleepsync.protocol.messages import Event, ServerMessage, Snapshot
 from sleepsync.server.backend.memory import MemoryBackend
+from sleepsync.server.node import Node
 
-from nodes import free_port, running_node, wait_for
+from nodes import free_port, running_node, test_settings, wait_for
 
 
 class Listener:
@@ -65,24 +66,35 @@ async def test_a_dead_first_url_fails_over_to_the_next() -> None:
         await client.close()
 
 
+class SharedBackend(MemoryBackend):
+    """One memory backend for two nodes: a node that stops must not close it for the
+    other (MemoryBackend.close wakes every reader for good)."""
+
+    async def close(self) -> None:
+        pass
+
+
 async def test_a_lost_node_resumes_on_the_next_without_a_gap() -> None:
-    backend = MemoryBackend()
-    async with (
-        running_node(backend=backend, node_id="node-a", lease_ttl_ms=600, node_ttl_ms=1200) as a,
-        running_node(backend=backend, node_id="node-b", lease_ttl_ms=600, node_ttl_ms=1200) as b,
-    ):
-        client = RoomClient(f"{a.url},{b.url}", "lounge", "lila")
-        listener = Listener()
-        task = asyncio.create_task(run_link(client, listener))
-        await wait_for(lambda: len(listener.seqs()) >= 5, what="events on node a")
+    backend = SharedBackend()
+    fast = {"lease_ttl_ms": 600, "node_ttl_ms": 1200}
+    a = Node(test_settings(node_id="node-a", **fast), backend=backend, mqtt=False)
+    await a.start()
+    try:
+        async with running_node(backend=backend, node_id="node-b", **fast) as b:
+            client = RoomClient(f"{a.url},{b.url}", "lounge", "lila")
+            listener = Listener()
+            task = asyncio.create_task(run_link(client, listener))
+            await wait_for(lambda: len(listener.seqs()) >= 5, what="events on node a")
+            await a.stop()
+            await wait_for(lambda: client.url == b.url and "connected" in listener.kinds()[-3:])
+            before = len(listener.seqs())
+            await wait_for(lambda: len(listener.seqs()) >= before + 5, 30, "events on node b")
+            seqs = listener.seqs()
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no gap, no duplicate"
+            assert sum(isinstance(m, Snapshot) for m in listener.messages) == 1, "no resync"
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await client.close()
+    finally:
         await a.stop()
-        await wait_for(lambda: client.url == b.url and "connected" in listener.kinds()[-3:])
-        before = len(listener.seqs())
-        await wait_for(lambda: len(listener.seqs()) >= before + 5, what="events on node b")
-        seqs = listener.seqs()
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no gap, no duplicate"
-        assert sum(isinstance(m, Snapshot) for m in listener.messages) == 1, "resumed, no resync"
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await client.close()

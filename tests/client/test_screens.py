@@ -23,7 +23,26 @@ SIZE = (150, 45)
 
 
 async def settle(pilot: Pilot[int]) -> None:
-    await pilot.pause(0.8)
+    """Wait until every script was played and shown (not a guess at how long that takes)."""
+    app = pilot.app
+    assert isinstance(app, DreamApp | WatchApp)
+
+    def played() -> bool:
+        if isinstance(app, DreamApp):
+            links = [app.link]
+        else:
+            links = list(app.links.values())
+            if len(links) < len(app.wanted):
+                return False
+        return all(link.delivered.is_set() for link in links)  # type: ignore[attr-defined]
+
+    for _ in range(200):
+        if played():
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.1)
+    app.refresh_now()
+    await pilot.pause(0.3)
 
 
 def calm_room() -> DreamApp:
