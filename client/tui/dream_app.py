@@ -18,6 +18,7 @@ import contextlib
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Input, Static
 
 from sleepsync.client.commands import Command, Story, execute, parse_line
@@ -90,9 +91,11 @@ class DreamApp(App[int]):
                     yield EventLog()
             yield Roster()
         hint = "Enter tells the room · /help commands · ↑↓ history · Ctrl-C leaves"
+        placeholder = "tell the room a line, or /help"
         if not self.can_speak:
-            hint = "watching (observer) · /who · /rooms · Ctrl-C leaves"
-        yield Prompt(placeholder="tell the room a line, or /help", id="prompt")
+            hint = "watching (observer) · /who · /rooms · /help · Ctrl-C leaves"
+            placeholder = "you are watching: /who, /rooms, /help"
+        yield Prompt(placeholder=placeholder, id="prompt")
         yield Static(hint, id="hint")
 
     def on_mount(self) -> None:
@@ -110,20 +113,26 @@ class DreamApp(App[int]):
         app = self
 
         class Listener:
+            last = ""
+
             def on_message(self, msg: ServerMessage) -> None:
                 app.post_message(ServerMessageArrived(link.room, msg))
 
             def on_state(self, state: LinkState) -> None:
+                if state.detail:
+                    self.last = state.detail
                 app.post_message(LinkChanged(link.room, state))
 
-        code = await link.run(Listener())
-        self.post_message(LinkEnded(link.room, code, self._last_reason))
-
-    _last_reason = ""
+        listener = Listener()
+        code = await link.run(listener)
+        self.post_message(LinkEnded(link.room, code, listener.last))
 
     # ------------------------------------------------------------------ the room
     def on_server_message_arrived(self, message: ServerMessageArrived) -> None:
-        msg = message.msg
+        with contextlib.suppress(NoMatches):  # a message may come in while the app closes
+            self._show(message.msg)
+
+    def _show(self, msg: ServerMessage) -> None:
         items = self.view.apply(msg)
         log = self.query_one(EventLog)
         story = self.query_one(StoryPane)
@@ -144,11 +153,11 @@ class DreamApp(App[int]):
 
     def on_link_changed(self, message: LinkChanged) -> None:
         state = message.state
-        header = self.query_one(RoomHeader)
+        header = self.query_one_optional(RoomHeader)
+        if header is None:
+            return
         header.link = state.kind
         header.link_detail = state.detail if state.kind != "connecting" else ""
-        if state.kind in ("unreachable", "refused", "disconnected", "gap"):
-            self._last_reason = state.detail
 
     def on_link_ended(self, message: LinkEnded) -> None:
         if message.code == 2:
@@ -167,7 +176,7 @@ class DreamApp(App[int]):
         self._refresh_widgets()
 
     def _refresh_widgets(self) -> None:
-        if not self._dirty:
+        if not self._dirty or self.query_one_optional(RoomHeader) is None:
             return
         self._dirty = False
         view = self.view
@@ -218,7 +227,9 @@ class DreamApp(App[int]):
         await self.link.upload_template(fmt, text)
 
     def tell(self, sentence: Sentence) -> None:
-        self.query_one(EventLog).say(sentence)
+        log = self.query_one_optional(EventLog)
+        if log is not None:
+            log.say(sentence)
 
     def quit(self) -> None:
         self.action_leave()

@@ -20,7 +20,7 @@ import pytest
 
 from sleepsync.client.connection import RoomClient
 
-from nodes import Recorder, running_node
+from nodes import Recorder, free_port, running_node
 
 SLEEPSYNC = os.path.join(os.path.dirname(sys.executable), "sleepsync")
 
@@ -86,3 +86,15 @@ async def _said(rec: Recorder, text: str) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def test_an_unreachable_server_is_said_once_and_the_screen_exits_1(session: str) -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    command = (
+        f"env -u COLUMNS -u LINES {SLEEPSYNC} dream void --name lila --server {url}; "
+        "echo exit=$?; sleep 30"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "45", command)
+    screen = await screen_shows(session, "exit=1", timeout=30)
+    said = [line for line in screen.splitlines() if line.startswith("sleepsync: ")]
+    assert said == [f"sleepsync: cannot reach {url}: " + said[0].split(": ", 2)[2]], screen
