@@ -121,6 +121,15 @@ class RoomClient:
         """The node this client is connected to, or will try next."""
         return self.urls[self._current]
 
+    @url.setter
+    def url(self, value: str) -> None:
+        """Pin the next :meth:`open` to ``value`` (one of :attr:`urls`, or a new one)."""
+        (checked,) = server_urls(value)
+        if checked not in self.urls:
+            self.urls.append(checked)
+        self._current = self.urls.index(checked)
+        self._move_on = False
+
     @property
     def position(self) -> ResumePoint | None:
         """The (epoch, seq) of the last event seen: where the next open resumes."""

@@ -13,7 +13,8 @@ from sleepsync.protocol.messages import Event, ServerMessage, Snapshot
 from sleepsync.server.backend.memory import MemoryBackend
 from sleepsync.server.node import Node
 
-from nodes import free_port, running_node, test_settings, wait_for
+from nodes import free_port, running_node, wait_for
+from nodes import test_settings as node_settings
 
 
 class Listener:
@@ -77,7 +78,7 @@ class SharedBackend(MemoryBackend):
 async def test_a_lost_node_resumes_on_the_next_without_a_gap() -> None:
     backend = SharedBackend()
     fast = {"lease_ttl_ms": 600, "node_ttl_ms": 1200}
-    a = Node(test_settings(node_id="node-a", **fast), backend=backend, mqtt=False)
+    a = Node(node_settings(node_id="node-a", **fast), backend=backend, mqtt=False)
     await a.start()
     try:
         async with running_node(backend=backend, node_id="node-b", **fast) as b:
