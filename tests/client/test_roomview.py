@@ -32,7 +32,7 @@ from scripted_room import DRIFT, HEARTH, T0, event, night, snapshot, welcome
 
 
 def folded(until: str = "collapse") -> tuple[RoomView, list[str]]:
-    view = RoomView("demo", me="you")
+    view = RoomView("demo", me="ana")
     said: list[str] = []
     for msg in night(until):
         items = view.apply(msg)
@@ -45,7 +45,7 @@ def folded(until: str = "collapse") -> tuple[RoomView, list[str]]:
 
 class TestFold:
     def test_snapshot_gives_members_scene_text_and_story(self) -> None:
-        view = RoomView("demo", me="you")
+        view = RoomView("demo", me="ana")
         view.apply(welcome())
         view.apply(snapshot())
         assert view.node == "node-1" and view.session == "s-you"
@@ -61,8 +61,8 @@ class TestFold:
         view, _ = folded()
         assert view.phase == "collapsed"
         assert view.scene == "hearth" and view.scene_text == HEARTH
-        assert view.circle is not None and view.circle.turn == "you" and view.my_turn()
-        assert view.circle_order() == ["lila", "you"], "people only, never pods"
+        assert view.circle is not None and view.circle.turn == "ana" and view.my_turn()
+        assert view.circle_order() == ["ana", "lila"], "people only, never pods"
         assert view.moods["pod-003"].isolated and not view.moods["lila"].isolated
         assert [m.kind for m in view.marks] == ["glitch", "phase", "phase"]
         assert view.glitches[1].carriers == {"pod-003", "lila", "pod-005"}
@@ -125,7 +125,7 @@ class TestSentences:
         assert not any("=" in s or "[seq" in s for s in said), "no key=value, no seq"
 
     def test_refusals_only_for_this_session(self) -> None:
-        view = RoomView("demo", me="you")
+        view = RoomView("demo", me="ana")
         view.apply(welcome("s-you"))
         mine = InputRefused("s-you", "pass", "it is not your turn: lila holds the circle")
         assert str(describe(mine, view)) == "Not now: it is not your turn: lila holds the circle."
@@ -185,13 +185,13 @@ class TestCommands:
         view, _ = folded()
         assert pass_refusal(view) is None
         view.me = "lila"
-        assert pass_refusal(view) == "it is not your turn: you holds the circle"
+        assert pass_refusal(view) == "it is not your turn: ana holds the circle"
 
     def test_who_lists_people_and_pods(self) -> None:
         view, _ = folded()
         lines = who_lines(view)
         assert lines[0] == "In demo: 3 people and 6 pods."
-        assert "  you (you): dreamer, holds the circle" in lines
+        assert "  ana (you): dreamer, holds the circle" in lines
         assert any(
             line.startswith("  pod-003: pod, online") and "isolated" in line for line in lines
         )

@@ -46,11 +46,11 @@ async def settle(pilot: Pilot[int]) -> None:
 
 
 def calm_room() -> DreamApp:
-    return DreamApp(ScriptedLink("demo", night("calm")), me="you")
+    return DreamApp(ScriptedLink("demo", night("calm")), me="ana")
 
 
 def collapsed_room() -> DreamApp:
-    return DreamApp(ScriptedLink("demo", night()), me="you")
+    return DreamApp(ScriptedLink("demo", night()), me="ana")
 
 
 def dashboard() -> WatchApp:

@@ -129,8 +129,8 @@ def night(until: str = "collapse", room: str = ROOM) -> Iterator[ServerMessage]:
         row = mood(balance, phase, names, k, glitched)
         return event(seq, [*items, row], T0 + k * 0.5, room)
 
-    yield tick([MemberJoined("you", "dreamer")], 0.52)
-    names.append("you")
+    yield tick([MemberJoined("ana", "dreamer")], 0.52)
+    names.append("ana")
     for i in range(40):
         extra: list[EventItem] = []
         if i == 10:
@@ -138,7 +138,7 @@ def night(until: str = "collapse", room: str = ROOM) -> Iterator[ServerMessage]:
         if i == 20:
             extra = [Said("lila", "The pools are full of little lights.")]
         if i == 28:
-            extra = [Said("you", "I pick one up; it hums like the pods.")]
+            extra = [Said("ana", "I pick one up; it hums like the pods.")]
         yield tick(extra, 0.52 + 0.03 * math.sin(i / 6))
     if until == "calm":
         return
@@ -172,14 +172,14 @@ def night(until: str = "collapse", room: str = ROOM) -> Iterator[ServerMessage]:
                     PhaseFigures(0.28, 0.3, 3.0),
                     actions,
                 ),
-                CircleOpened("recovery", ("lila", "you"), "lila", 20.0),
+                CircleOpened("recovery", ("ana", "lila"), "lila", 20.0),
                 SceneChanged("tide-pools", "hearth", "recovery", HEARTH),
             ]
         if i == 50:
             extra = [
                 Said("lila", "We sit by the fire and the static fades."),
                 CircleLifted("lila", 0.05),
-                CircleTurn("you", "told"),
+                CircleTurn("ana", "told"),
             ]
         balance = max(0.26, balance - 0.006) if i < 45 else balance + 0.004
         yield tick(extra, round(balance, 3))
