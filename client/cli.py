@@ -1,4 +1,4 @@
-"""The client's subcommands: ``dream``, ``pods`` and ``load``.
+"""The client's subcommands: ``dream``, ``watch``, ``pods`` and ``load``.
 
 The ``sleepsync`` command (``sleepsync.cli``) imports this module only for
 these commands; nothing here imports the server.
@@ -15,12 +15,14 @@ from typing import Any
 
 from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
 from sleepsync.protocol.credentials import parse_credentials
+from sleepsync.protocol.messages import Role
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
 
-from .connection import websocket_tls
+from .connection import server_urls, websocket_tls
+from .link import CONNECT_WITHIN
 from .load import add_load_parser, main_load
 from .physiology import PROFILES
-from .pods import PodFleet, PodOptions
+from .pods import PodFleet, PodOptions, broker_unreachable
 from .terminal import TerminalOptions, run_terminal
 
 __all__ = ["COMMANDS", "DEFAULT_MQTT", "DEFAULT_SERVER"]
@@ -29,26 +31,55 @@ DEFAULT_SERVER = "ws://127.0.0.1:8765"
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
 
 
+def _add_servers(parser: Any) -> None:
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="websocket URL of a server node; repeat it (or give a comma list) to fail over "
+        f"to the next node, resuming where the last one stopped (default {DEFAULT_SERVER})",
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="CA certificate (PEM) that signed the servers' certificates, for wss:// URLs",
+    )
+
+
+def servers(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None] | None:
+    """The --server URLs and the --ca-file's text, checked; None (after one line
+    on stderr) when a URL or the CA file is wrong."""
+    try:
+        urls = tuple(server_urls(args.server or [DEFAULT_SERVER]))
+        ca_pem = None if args.ca_file is None else Path(args.ca_file).read_text()
+        websocket_tls(urls, ca_pem)  # a CA that is no certificate, or one without wss://
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return None
+    return urls, ca_pem
+
+
 def add_dream_parser(sub: Any) -> None:
     dream = sub.add_parser(
         "dream",
         help="join a room from the terminal",
-        description="Join ROOM, print its events, and send each stdin line as a story line.",
+        description="Join ROOM and tell its story. On a terminal this is a full screen "
+        "(the scene, the room's balance, who is here, the story and what happens); with "
+        "--plain, or when stdout is not a terminal, one sentence per line; with --json, "
+        "one JSON object per line (see README).",
     )
     dream.add_argument("room", type=pattern(ROOM_RE, "ROOM"), help="room id")
     dream.add_argument(
         "--name", required=True, type=pattern(NAME_RE, "NAME"), help="your name in the room"
     )
-    dream.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
-    dream.add_argument(
-        "--ca-file",
-        type=readable_file,
-        default=None,
-        metavar="FILE",
-        help="CA certificate (PEM) that signed the server's, for a wss:// URL",
-    )
-    dream.add_argument("--observer", action="store_true", help="watch only (stdin is not read)")
-    dream.add_argument("--json", action="store_true", help="one JSON object per line (see README)")
+    _add_servers(dream)
+    dream.add_argument("--observer", action="store_true", help="watch only (you cannot tell)")
+    mode = dream.add_mutually_exclusive_group()
+    mode.add_argument("--plain", action="store_true", help="sentences, one per line; no screen")
+    mode.add_argument("--json", action="store_true", help="one JSON object per line (see README)")
     dream.add_argument(
         "--duration", type=positive, default=None, help="leave after this many seconds"
     )
@@ -56,7 +87,26 @@ def add_dream_parser(sub: Any) -> None:
         "--give-up-after",
         type=positive,
         default=60.0,
-        help="exit with status 1 when the server stays unreachable this long (seconds)",
+        help="exit with status 1 when the server stays unreachable this long (seconds); "
+        f"the first connection must be made within {CONNECT_WITHIN:g} s",
+    )
+
+
+def add_watch_parser(sub: Any) -> None:
+    watch = sub.add_parser(
+        "watch",
+        help="watch several rooms at once (read-only dashboard)",
+        description="A read-only dashboard of ROOMs (default: every room on the server, "
+        "and rooms that open later): phase, balance, dreamers, glitches and scene of each. "
+        "Joins as an observer.",
+    )
+    watch.add_argument("rooms", nargs="*", type=pattern(ROOM_RE, "ROOM"), metavar="ROOM")
+    _add_servers(watch)
+    watch.add_argument(
+        "--name", default="watcher", type=pattern(NAME_RE, "NAME"), help="observer name"
+    )
+    watch.add_argument(
+        "--duration", type=positive, default=None, help="stop after this many seconds"
     )
 
 
@@ -93,26 +143,51 @@ def add_pods_parser(sub: Any) -> None:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
-    try:
-        ca_pem = None if args.ca_file is None else Path(args.ca_file).read_text()
-        websocket_tls(args.server, ca_pem)  # a bad CA or URL: one line, exit 2
-    except (OSError, ValueError) as exc:
-        print(f"sleepsync: {exc}", file=sys.stderr)
+    got = servers(args)
+    if got is None:
         return 2
+    urls, ca_pem = got
+    role: Role = "observer" if args.observer else "dreamer"
+    screen = not (args.plain or args.json) and sys.stdout.isatty() and sys.stdin.isatty()
+    if screen:
+        from .tui.run import run_dream_screen
+
+        return run_dream_screen(
+            urls,
+            args.room,
+            args.name,
+            role=role,
+            give_up_after=args.give_up_after,
+            duration=args.duration,
+            ca_pem=ca_pem,
+        )
     opts = TerminalOptions(
-        url=args.server,
+        url=urls,
         room=args.room,
         name=args.name,
-        role="observer" if args.observer else "dreamer",
+        role=role,
         json=args.json,
         duration=args.duration,
         give_up_after=args.give_up_after,
         ca_pem=ca_pem,
+        tty=not args.json and sys.stdin.isatty() and sys.stdout.isatty(),
     )
     with contextlib.suppress(BrokenPipeError):
         code = run(lambda: run_terminal(opts))
         return 0 if code is None else code
     return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    got = servers(args)
+    if got is None:
+        return 2
+    urls, ca_pem = got
+    from .tui.run import run_watch_screen
+
+    return run_watch_screen(
+        urls, list(args.rooms), name=args.name, duration=args.duration, ca_pem=ca_pem
+    )
 
 
 def cmd_pods(args: argparse.Namespace) -> int:
@@ -138,6 +213,10 @@ def cmd_pods(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"sleepsync: {exc}", file=sys.stderr)
         return 2
+    unreachable = asyncio.run(broker_unreachable(opts.mqtt))
+    if unreachable is not None:
+        print(f"sleepsync: {unreachable}", file=sys.stderr)
+        return 1
     print(
         f"{len(fleet.pods)} pods streaming into room {args.room} via {fleet.broker}"
         f"{'' if args.duration else '; Ctrl-C to stop'}",
@@ -160,6 +239,7 @@ def cmd_pods(args: argparse.Namespace) -> int:
 #: name -> (add the subparser, run the parsed command); read by ``sleepsync.cli``.
 COMMANDS = {
     "dream": (add_dream_parser, cmd_dream),
+    "watch": (add_watch_parser, cmd_watch),
     "pods": (add_pods_parser, cmd_pods),
     "load": (add_load_parser, main_load),
 }

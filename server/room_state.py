@@ -10,7 +10,11 @@ engine's cues for pods: first the room's own items in input order, then the
 engine's, then an ``input_refused`` item for each story line or template
 from a session the room does not know (it left, or its node was declared
 dead: never dropped silently) and a ``template_rejected`` item for each
-template upload the room could not apply. Items are the typed values of
+template upload the room could not apply, then an ``input_refused`` item,
+addressed to the sender's session, for each circle command the engine could
+not apply (``/pass`` out of turn). Circle commands (``/circle``, ``/pass``)
+go to the engine but are not story: they get no ``said`` item and no place
+in the story tail. Items are the typed values of
 :mod:`sleepsync.protocol.events`; a tick with any item gets the next seq,
 and the runtime encodes the items as that seq's event frame. ``snapshot``/``restore`` carry
 the whole state, engine included, to a new owner.
@@ -51,6 +55,7 @@ from .engine.api import (
     Telemetry,
     TemplateUploaded,
 )
+from .engine.circle import parse_command
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
 
 __all__ = ["EngineHooks", "RoomState", "TickOutput"]
@@ -146,6 +151,8 @@ class RoomState:
         feed: list[EngineInput] = []
         #: Items that close the tick, after the engine's: refused inputs, rejected templates.
         late: list[EventItem] = []
+        #: (name, text) of this tick's lines -> the sessions that sent them.
+        senders: dict[tuple[str, str], list[str]] = {}
         for external in engine_inputs:
             if self._admit(external, out):
                 feed.append(external)
@@ -155,7 +162,7 @@ class RoomState:
             elif isinstance(item, MemberLeave):
                 self._leave(item.session, out, feed)
             elif isinstance(item, StoryInput):
-                self._say(item, out, late, feed)
+                self._say(item, out, late, feed, senders)
             elif isinstance(item, TemplateInput):
                 self._template(item, late, feed)
         self.tick += 1
@@ -163,7 +170,14 @@ class RoomState:
             result = self.engine.step(feed)
             out.items.extend(result.events)
             out.cues.extend(result.cues)
+            refused = result.refused
+        else:
+            refused = []
         out.items.extend(late)
+        for refusal in refused:
+            sessions = senders.get((refusal.author, refusal.text))
+            if sessions:
+                out.items.append(InputRefused(sessions.pop(0), refusal.input, refusal.reason))
         if out.items:
             self.seq += 1
             out.seq = self.seq
@@ -216,14 +230,22 @@ class RoomState:
                 feed.append(DreamerLeft(info.name))
 
     def _say(
-        self, item: StoryInput, out: TickOutput, late: list[EventItem], feed: list[EngineInput]
+        self,
+        item: StoryInput,
+        out: TickOutput,
+        late: list[EventItem],
+        feed: list[EngineInput],
+        senders: dict[tuple[str, str], list[str]],
     ) -> None:
         if item.session not in self._sessions:  # it left, or its node was declared dead
             late.append(InputRefused(item.session, "say", NOT_A_MEMBER))
             return
+        feed.append(StoryLine(item.name, item.text))
+        senders.setdefault((item.name, item.text), []).append(item.session)
+        if parse_command(item.text) is not None:
+            return  # a circle command: the engine answers it; it is not story
         self._story.append((self.seq + 1, item.name, item.text))
         out.items.append(Said(item.name, item.text))
-        feed.append(StoryLine(item.name, item.text))
 
     def _template(
         self, item: TemplateInput, late: list[EventItem], feed: list[EngineInput]

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("sleepsync.demo", "run a single-node server and join its demo room"),
     "dream": ("sleepsync.client.cli", "join a room from the terminal"),
+    "watch": ("sleepsync.client.cli", "watch several rooms at once (read-only dashboard)"),
     "pods": ("sleepsync.client.cli", "simulate pods streaming telemetry into a room"),
     "load": (
         "sleepsync.client.cli",

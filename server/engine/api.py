@@ -34,6 +34,7 @@ __all__ = [
     "GlitchInjected",
     "PodFault",
     "PodOffline",
+    "Refusal",
     "StepResult",
     "StoryLine",
     "Telemetry",
@@ -126,17 +127,34 @@ EngineInput: TypeAlias = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A story-line command the engine could not apply (``/pass`` out of turn...).
+
+    The room runtime knows which session sent the line and tells it why.
+    """
+
+    author: str
+    #: The line as it came (the runtime matches it to the sender's input).
+    text: str
+    #: What was refused: ``"pass"`` or ``"circle"``.
+    input: str
+    reason: str
+
+
 @dataclass(slots=True)
 class StepResult:
     """What one tick produced.
 
     ``events`` are typed event items (:mod:`sleepsync.protocol.events`) in a
     deterministic order; they go into the room's event frame for this tick.
-    ``cues`` go out to the pods on their ``cmd`` topics.
+    ``cues`` go out to the pods on their ``cmd`` topics. ``refused`` are
+    commands told out of turn, answered to their sender only.
     """
 
     events: list[EventItem] = field(default_factory=list)
     cues: list[Cue] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 class DreamEngine(Protocol):

@@ -317,7 +317,8 @@ def test_service_commands_parse_with_the_cli(tmp_path: Path) -> None:
             args = parser.parse_args(argv)
             assert args.command in ("serve", "pods", "dream"), name
             if args.command in ("pods", "dream"):
-                target = getattr(args, "mqtt", None) or getattr(args, "server", "")
+                servers = getattr(args, "server", None) or [""]  # --server repeats: a list
+                target = getattr(args, "mqtt", None) or servers[0]
                 host = target.split("//", 1)[1].split(":")[0].split("@")[-1]
                 assert host in services(), f"{name} talks to unknown service {host}"
 

@@ -122,6 +122,22 @@ class TestStory:
         assert isinstance(rejected, TemplateRejected) and rejected.name == "lila"
         assert rejected.reason.startswith("$")
 
+    def test_circle_commands_are_not_story_and_a_wrong_pass_is_answered(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([join("s1", "lila"), join("s2", "rico"), join("s3", "rico")])
+        out = room.apply([StoryInput("s3", "rico", "/pass")])
+        assert [i for i in out.items if not isinstance(i, Mood)] == [
+            InputRefused("s3", "pass", "no storytelling circle is open")
+        ]
+        out = room.apply([StoryInput("s1", "lila", "/circle")])
+        assert [i.kind for i in out.items] == ["circle_opened", "mood"]
+        out = room.apply([StoryInput("s2", "rico", "/pass")])
+        refused = [i for i in out.items if isinstance(i, InputRefused)]
+        assert refused == [InputRefused("s2", "pass", "it is not your turn: lila holds the circle")]
+        out = room.apply([StoryInput("s1", "lila", "a tide")])
+        assert [i.kind for i in out.items] == ["said", "circle_lifted", "circle_turn", "mood"]
+        assert [line["text"] for line in room.view()["story"]] == ["a tide"]  # type: ignore[index, union-attr]
+
 
 class TestSeq:
     @given(st.lists(st.sampled_from(["join", "leave", "say", "quiet"]), max_size=60))
