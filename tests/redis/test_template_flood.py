@@ -29,6 +29,7 @@ from websockets.asyncio.client import connect
 
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.messages import Hello, Join, Snapshot, UploadTemplate
+from sleepsync.protocol.narrative import MAX_SCENE_TEXT
 from sleepsync.protocol.wire import Limits
 from sleepsync.server.backend.redis import RedisBackend
 
@@ -160,9 +161,10 @@ async def test_the_same_template_uploaded_many_times_is_stored_once(
         # The current narrative, once, in the snapshot.
         assert after["snapshot"] < 2 * size
         # What 300 more uploads (4.9 MB of templates) add is the events' own frames and
-        # digests, under 1 KB per upload (it was 18.9 KB), and the stream keeps at most
-        # event_retention events of them.
-        assert grown / 300 < 1024, after
+        # digests: under 1 KB per upload plus the entered scene's text, which the
+        # ``scene`` item carries (at most MAX_SCENE_TEXT characters) — it was 18.9 KB —
+        # and the stream keeps at most event_retention events of them.
+        assert grown / 300 < 1024 + MAX_SCENE_TEXT, after
     finally:
         await redis.aclose()
 
@@ -180,6 +182,11 @@ async def test_distinct_templates_do_not_pile_up_either(shared_redis: RedisServe
             after = await room_bytes(redis, "shore")
         print(f"\n120 distinct {size} B templates: room keys {after}")
         assert after["snapshot"] < 2 * size
-        assert sum(after.values()) < 10 * size, after
+        # No template text piles up: what stays besides the snapshot is one event frame
+        # per upload (bounded by event_retention), each under 1 KB plus a scene's text.
+        assert after.get("templates", 0) == 0, after
+        kept = sum(after.values()) - after["snapshot"] - after["events"]
+        assert kept < 2 * size, after
+        assert after["events"] / len(texts) < 1024 + MAX_SCENE_TEXT, after
     finally:
         await redis.aclose()
