@@ -38,7 +38,7 @@ from .room_state import EngineHooks, RoomState
 __all__ = ["ReplayError", "RoomRunner", "TickResult"]
 
 
-class ReplayError(SleepSyncError):
+class ReplayError(SleepSyncError, peer=False):
     """A room's stored history cannot be replayed (a hole, or an unreadable record)."""
 
     code = "replay"

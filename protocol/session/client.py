@@ -85,6 +85,9 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "room_starting": "retry",
     "room_unavailable": "reconnect",
     "backend": "retry",
+    "room_missing": "reconnect",
+    "room_busy": "retry",
+    "node_lapsed": "retry",
 }
 
 #: Requests without which a client is not in its room.

@@ -67,7 +67,7 @@ class Fenced(BackendError):
     code = "fenced"
 
 
-class InputRefused(SleepSyncError):
+class InputRefused(SleepSyncError, peer=False):
     """An input was not queued for the room's owner; its sender must be told."""
 
     code = "input_refused"
