@@ -26,6 +26,13 @@ is deleted and created again, or re-created after the store lost its data,
 never reuses an (epoch, seq) pair a client may still hold: resuming from such
 a pair finds no matching event and gets a resync instead of wrong events.
 
+Forgetting: an operator's ``forget`` is carried out by the room's owner
+(``forget_room``): every key of the room goes at once, fenced by the lease
+epoch, whoever is still in it, and a *tombstone* stays for
+:data:`FORGOTTEN_TTL_MS` so that the nodes whose clients were in the room
+tell them (``room_status`` is ``"forgotten"``) instead of opening the room
+again for them. The tombstone holds the room id and nothing else.
+
 Nodes send heartbeats; the owner of a room removes the presence of sessions
 whose node stopped beating, and nodes take rooms up to a fair share of the
 rooms among the live nodes.
@@ -35,11 +42,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, TypeAlias
 
 from sleepsync.protocol.errors import SleepSyncError
 
 __all__ = [
+    "FORGOTTEN_TTL_MS",
     "Backend",
     "BackendError",
     "Commit",
@@ -51,8 +59,17 @@ __all__ = [
     "Member",
     "RoomMissing",
     "RoomSnapshot",
+    "RoomStatus",
     "StoredEvent",
 ]
+
+#: How long a forgotten room's tombstone lasts (ms): longer than any node
+#: needs to notice that the room's history vanished and tell its clients.
+FORGOTTEN_TTL_MS = 60_000
+
+#: Whether a room is registered (``exists``), or not: never or no longer
+#: (``missing``), or erased by an operator within FORGOTTEN_TTL_MS (``forgotten``).
+RoomStatus: TypeAlias = Literal["exists", "missing", "forgotten"]
 
 
 class BackendError(SleepSyncError):
@@ -173,6 +190,16 @@ class Backend(Protocol):
         ...
 
     async def list_rooms(self) -> list[str]: ...
+
+    async def room_status(self, room: str) -> RoomStatus:
+        """Is ``room`` registered, missing, or forgotten (a tombstone is left)?"""
+        ...
+
+    async def forget_room(self, room: str, epoch: int, tombstone_ms: int) -> bool:
+        """Erase every key of ``room`` if ``epoch`` is still current, whoever is in
+        it and whatever waits in its inbox, and leave a tombstone for
+        ``tombstone_ms``. False when fenced (another owner holds the room)."""
+        ...
 
     # -- ownership
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:

@@ -27,6 +27,7 @@ from .base import (
     Member,
     RoomMissing,
     RoomSnapshot,
+    RoomStatus,
     StoredEvent,
 )
 
@@ -73,6 +74,8 @@ class MemoryBackend:
         self._inbox_limit = inbox_limit
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
+        #: Forgotten rooms -> when their tombstone expires (clock seconds).
+        self._tombstones: dict[str, float] = {}
         self._nodes: dict[str, float] = {}
         self._changed = asyncio.Event()
 
@@ -113,6 +116,24 @@ class MemoryBackend:
 
     async def list_rooms(self) -> list[str]:
         return sorted(self._rooms)
+
+    async def room_status(self, room: str) -> RoomStatus:
+        if room in self._rooms:
+            return "exists"
+        until = self._tombstones.get(room)
+        if until is not None and until > self._now():
+            return "forgotten"
+        self._tombstones.pop(room, None)
+        return "missing"
+
+    async def forget_room(self, room: str, epoch: int, tombstone_ms: int) -> bool:
+        state = self._rooms.get(room)
+        if state is None or state.epoch != epoch:
+            return False
+        del self._rooms[room]
+        self._tombstones[room] = self._now() + tombstone_ms / 1000
+        self._wake()
+        return True
 
     # -- ownership
     def _held(self, state: _Room) -> bool:

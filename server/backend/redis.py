@@ -17,6 +17,9 @@ the keys of one room only:
   the APPEND script removes entries, through the last one the owner consumed
   (XTRIM MINID), after it checked the epoch: consume on commit.
 - ``{room:ID}:presence`` hash: session -> msgpack [name, role, node].
+- ``{room:ID}:forgotten`` a tombstone (``1``, PX ``FORGOTTEN_TTL_MS``) left by
+  the FORGET script, which deletes every other key of the room at once,
+  fenced by the epoch like an append.
 
 Two global keys: ``sleepsync:rooms`` (set, the registry) and
 ``sleepsync:nodes`` (sorted set, node -> heartbeat expiry in Redis time ms).
@@ -57,6 +60,7 @@ from .base import (
     Member,
     RoomMissing,
     RoomSnapshot,
+    RoomStatus,
     StoredEvent,
 )
 
@@ -88,6 +92,14 @@ return 1
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XLEN', KEYS[5]) > 0 or redis.call('HLEN', KEYS[6]) > 0 then return 0 end
 redis.call('DEL', unpack(KEYS))
+return 1
+""",
+    # KEYS: epoch, owner, events, snapshot, inbox, presence, tombstone. ARGV: epoch, tombstone
+    # ms. Erases the room whoever is in it, if the epoch is current; leaves the tombstone.
+    "forget": """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', unpack(KEYS, 1, #KEYS - 1))
+redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[2])
 return 1
 """,
     # KEYS: owner, epoch. ARGV: node, ttl ms. -> the new epoch (string) or nil.
@@ -308,6 +320,25 @@ class RedisBackend:
     async def list_rooms(self) -> list[str]:
         members = await self._guard(lambda: self._redis.smembers(REGISTRY))
         return sorted(m.decode() for m in members)
+
+    async def room_status(self, room: str) -> RoomStatus:
+        async def both() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.sismember(REGISTRY, room)
+            pipe.exists(room_key(room, "forgotten"))
+            return list(await pipe.execute())
+
+        registered, tombstone = await self._guard(both)
+        if registered:
+            return "exists"
+        return "forgotten" if tombstone else "missing"
+
+    async def forget_room(self, room: str, epoch: int, tombstone_ms: int) -> bool:
+        keys = _keys(room, *ROOM_PARTS, "forgotten")
+        if not await self._script("forget", keys, epoch, tombstone_ms):
+            return False
+        await self._guard(lambda: self._redis.srem(REGISTRY, room))
+        return True
 
     # ------------------------------------------------------------ ownership
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:

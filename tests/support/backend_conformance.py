@@ -58,6 +58,49 @@ class BackendConformance:
         assert await b.append_many({"a": Commit(lease.epoch, (), entry.id)}) == {"a": True}
         assert await b.delete_room("a", lease.epoch)
         assert await b.list_rooms() == []
+
+    async def test_room_status_tells_registered_from_missing(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        assert await b.room_status("a") == "missing"
+        await b.create_room("a", 10)
+        assert await b.room_status("a") == "exists"
+
+    async def test_forget_room_erases_a_busy_room_and_leaves_a_tombstone(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_many({"a": Commit(lease.epoch, [ev(lease.epoch, 1)])})
+        await b.save_snapshot("a", RoomSnapshot(lease.epoch, 1, b"s", b"v"), lease.epoch)
+        await b.join_presence("a", Member("s1", "lila", "dreamer", "n1"), 5)
+        await b.push_input("a", b"say")
+        assert not await b.forget_room("a", lease.epoch + 1, 60_000), "fenced"
+        assert await b.room_status("a") == "exists"
+        assert await b.forget_room("a", lease.epoch, 60_000)
+        assert await b.room_status("a") == "forgotten"
+        assert await b.list_rooms() == []
+        assert await b.read_events("a", 0, 10) == []
+        assert await b.load_snapshot("a") is None
+        assert await b.presence("a") == []
+        assert await b.read_inputs(["a"], 10) == {}
+        assert await b.owner("a") is None
+        assert not await b.forget_room("a", lease.epoch, 60_000), "nothing left to erase"
+        await b.create_room("a", 10)
+        assert await b.room_status("a") == "exists", "a room made again is a new room"
+        assert await b.read_events("a", 0, 10) == []
+
+    async def test_a_tombstone_expires(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        assert await b.forget_room("a", lease.epoch, 50)
+        await asyncio.sleep(0.2)
+        assert await b.room_status("a") == "missing"
         assert await b.load_snapshot("a") is None
 
     # ------------------------------------------------------------ leases
