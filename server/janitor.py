@@ -12,6 +12,10 @@ is pure: no backend, no clock of its own.
   room was rebuilt from the store) is found and sent again next round.
 - **Idle rooms.** A room with no session, no online pod, no live presence
   and no leave pending is empty; empty for ``idle_seconds`` it is removed.
+- **Unused rooms.** A room that never held a story line, a template or a
+  pod (``RoomState.used``) was only joined: empty for ``unused_seconds``
+  (much shorter) it is removed, so cycling joins through new room names
+  cannot fill the deployment's room table.
 """
 
 from __future__ import annotations
@@ -36,15 +40,19 @@ class Sweep:
     gone: dict[str, list[str]] = field(default_factory=dict)
     #: rooms empty for long enough: remove them.
     idle: list[str] = field(default_factory=list)
+    #: rooms never used, empty for long enough: remove them.
+    unused: list[str] = field(default_factory=list)
     #: room -> the dead nodes whose members leave (for the log).
     dead: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Janitor:
-    """Finds members of dead nodes and rooms left empty for ``idle_seconds``."""
+    """Finds members of dead nodes, and rooms left empty for ``idle_seconds``
+    (``unused_seconds`` when they were never used)."""
 
-    def __init__(self, idle_seconds: float) -> None:
+    def __init__(self, idle_seconds: float, unused_seconds: float | None = None) -> None:
         self.idle_seconds = idle_seconds
+        self.unused_seconds = idle_seconds if unused_seconds is None else unused_seconds
         self._empty_since: dict[str, float] = {}
 
     def sweep(
@@ -75,8 +83,9 @@ class Janitor:
                 self._empty_since.pop(room, None)
                 continue
             since = self._empty_since.setdefault(room, now)
-            if now - since >= self.idle_seconds:
-                out.idle.append(room)
+            unused = not state.used and self.unused_seconds < self.idle_seconds
+            if now - since >= (self.unused_seconds if unused else self.idle_seconds):
+                (out.unused if unused else out.idle).append(room)
         return out
 
     def forget(self, room: str) -> None:
