@@ -26,12 +26,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sleepsync.server.cli",
         "generate Mosquitto credentials for the server and N pods",
     ),
+    "token": ("sleepsync.server.cli", "mint a signed token for one person (hello's token)"),
     "demo": ("sleepsync.demo", "run a single-node server and join its demo room"),
     "dream": ("sleepsync.client.cli", "join a room from the terminal"),
     "pods": ("sleepsync.client.cli", "simulate pods streaming telemetry into a room"),
     "load": (
         "sleepsync.client.cli",
         "load-test a deployment with simulated pods and observers",
+    ),
+    "forget": (
+        "sleepsync.client.cli",
+        "erase everything stored about a room (operator token)",
     ),
 }
 
