@@ -1,4 +1,4 @@
-"""The client's subcommands: ``dream``, ``pods`` and ``load``.
+"""The client's subcommands: ``dream``, ``pods``, ``load`` and ``forget``.
 
 The ``sleepsync`` command (``sleepsync.cli``) imports this module only for
 these commands; nothing here imports the server.
@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from typing import Any
 
 from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
 from sleepsync.protocol.credentials import parse_credentials
+from sleepsync.protocol.identity import unverified_subject
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
 
+from .connection import ClientError
+from .forget import forget_room
 from .load import add_load_parser, main_load
 from .physiology import PROFILES
 from .pods import PodFleet, PodOptions
@@ -25,6 +29,18 @@ __all__ = ["COMMANDS", "DEFAULT_MQTT", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "ws://127.0.0.1:8765"
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
+#: The env var a client's ``--token`` defaults to.
+TOKEN_ENV = "SLEEPSYNC_TOKEN"
+
+
+def add_token_argument(parser: argparse.ArgumentParser) -> None:
+    """``--token``: the signed token hello carries (from ``sleepsync token``)."""
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        metavar="TOKEN",
+        help=f"signed token for a server that requires one (env {TOKEN_ENV})",
+    )
 
 
 def add_dream_parser(sub: Any) -> None:
@@ -49,6 +65,27 @@ def add_dream_parser(sub: Any) -> None:
         default=60.0,
         help="exit with status 1 when the server stays unreachable this long (seconds)",
     )
+    add_token_argument(dream)
+
+
+def add_forget_parser(sub: Any) -> None:
+    forget = sub.add_parser(
+        "forget",
+        help="erase everything stored about a room (operator token)",
+        description="Ask the server to erase ROOM: its events, snapshot, inputs and "
+        "presence; members are told and leave it. Needs an operator's token that covers "
+        "the room (a server in open mode allows it on loopback only).",
+    )
+    forget.add_argument("room", type=pattern(ROOM_RE, "ROOM"), help="room id")
+    forget.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
+    add_token_argument(forget)
+    forget.add_argument(
+        "--name",
+        type=pattern(NAME_RE, "NAME"),
+        default=None,
+        help="hello's name (default: the token's subject; 'operator' without a token)",
+    )
+    forget.add_argument("--timeout", type=positive, default=30.0, help="seconds to wait")
 
 
 def add_pods_parser(sub: Any) -> None:
@@ -92,6 +129,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
         json=args.json,
         duration=args.duration,
         give_up_after=args.give_up_after,
+        token=args.token,
     )
     with contextlib.suppress(BrokenPipeError):
         code = run(lambda: run_terminal(opts))
@@ -141,9 +179,28 @@ def cmd_pods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    name = args.name or (unverified_subject(args.token) if args.token else None) or "operator"
+
+    async def forget() -> None:
+        await forget_room(args.server, args.room, name, args.token, args.timeout)
+
+    try:
+        run(forget)
+    except ClientError as exc:
+        print(f"sleepsync: refused: {exc.message}", file=sys.stderr)
+        return 2
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"sleepsync: {exc or 'no answer in time'}", file=sys.stderr)
+        return 1
+    print(f"room {args.room} forgotten", file=sys.stderr)
+    return 0
+
+
 #: name -> (add the subparser, run the parsed command); read by ``sleepsync.cli``.
 COMMANDS = {
     "dream": (add_dream_parser, cmd_dream),
     "pods": (add_pods_parser, cmd_pods),
     "load": (add_load_parser, main_load),
+    "forget": (add_forget_parser, cmd_forget),
 }

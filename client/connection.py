@@ -59,13 +59,16 @@ class RoomClient:
         *,
         role: Role = "dreamer",
         max_size: int = 1 << 20,
+        token: str | None = None,
     ) -> None:
+        """``token``: the signed token hello carries (``sleepsync token``), for a
+        server that requires one; its subject must be ``name``."""
         self.url = url
         self.room = room
         self.name = name
         self.role = role
         self.max_size = max_size
-        self.session = ClientSession(name)
+        self.session = ClientSession(name, token=token)
         self.session.join(room, role)
         self.conn: ClientConnection | None = None
         # Snapshots can be larger than what a server accepts inbound.

@@ -59,6 +59,9 @@ class LoadPlan:
     worker: int = 0
     #: The text of the CA file (PEM) for an ``mqtts://`` broker; None: system CAs.
     ca_pem: str | None = None
+    #: Per room (as ``rooms``), per observer: its name and the token its hello
+    #: carries. Empty: observers are named ``load-wW-oO`` and carry no token.
+    observers: tuple[tuple[tuple[str, str | None], ...], ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -80,10 +83,14 @@ class _Room:
 
 
 class _Observer:
-    def __init__(self, worker: Worker, room: _Room, url: str, name: str) -> None:
+    def __init__(
+        self, worker: Worker, room: _Room, url: str, name: str, token: str | None = None
+    ) -> None:
         self.worker = worker
         self.room = room
-        self.client = RoomClient(url, room.room, name, role="observer", max_size=8 << 20)
+        self.client = RoomClient(
+            url, room.room, name, role="observer", max_size=8 << 20, token=token
+        )
         self.reflection = Reflection()
         self.ready = asyncio.Event()
         self.connected = False
@@ -173,7 +180,10 @@ class Worker:
         for r, room in enumerate(self.rooms):
             for o in range(plan.observers_per_room):
                 url = plan.servers[(r * plan.observers_per_room + o) % len(plan.servers)]
-                observer = _Observer(self, room, url, f"load-w{plan.worker}-o{o}")
+                name, token = f"load-w{plan.worker}-o{o}", None
+                if plan.observers:
+                    name, token = plan.observers[r][o]
+                observer = _Observer(self, room, url, name, token)
                 room.observers.append(observer)
                 observer_tasks.append(asyncio.create_task(observer.run()))
         reporter = asyncio.create_task(self._report())

@@ -17,7 +17,7 @@ import contextlib
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from websockets.exceptions import ConnectionClosed
@@ -44,6 +44,8 @@ class TerminalOptions:
     json: bool = False
     duration: float | None = None
     give_up_after: float = 60.0
+    #: The signed token hello carries (None: the server runs open).
+    token: str | None = field(default=None, repr=False)
 
 
 def _stdin_lines(stream: IO[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
@@ -68,7 +70,7 @@ class _Terminal:
         self.opts = opts
         self.out = out
         self.renderer: JsonRenderer | TextRenderer = JsonRenderer() if opts.json else TextRenderer()
-        self.client = RoomClient(opts.url, opts.room, opts.name, role=opts.role)
+        self.client = RoomClient(opts.url, opts.room, opts.name, role=opts.role, token=opts.token)
         self.unechoed: Counter[str] = Counter()
         self.eof = asyncio.Event()
         self.connected = asyncio.Event()
