@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,7 @@ from sleepsync.protocol.messages import (
     Hello,
     Join,
     Leave,
+    Left,
     ListRooms,
     Rooms,
     Say,
@@ -428,3 +430,40 @@ def room_keys(server: RedisServer, room: str) -> list[str]:
         return sorted(key.decode() for key in client.keys(f"{{room:{room}}}*"))
     finally:
         client.close()
+
+
+async def test_sleepsync_forget_needs_an_operators_token(
+    redis: RedisServer, issuer: Issuer
+) -> None:
+    async def forget(token: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sleepsync",
+            "forget",
+            "night",
+            "--server",
+            node.url,
+            "--token",
+            token,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, err.decode()
+
+    async with node_on(redis, issuer) as node:
+        async with Peer(node.url) as lila:
+            await lila.send(Hello("lila", token=issuer.token("lila", "night")), Join("night"))
+            await lila.until(lambda: bool(lila.of_type(Snapshot)), "lila joined")
+            code, err = await forget(issuer.token("lila", "night"))
+            assert (code, err.strip()) == (
+                2,
+                f"sleepsync: refused: {err.split(': ', 2)[2].strip()}",
+            )
+            assert "forbidden" in err and not lila.errors()
+            code, err = await forget(issuer.token("anna", "*", "operator"))
+            assert (code, err.strip()) == (0, "room night forgotten")
+            await lila.until(lambda: bool(lila.of_type(Left)), "lila out of the room")
+        assert [e.code for e in lila.errors()] == ["room_forgotten"]
+        assert await node.backend.room_status("night") == "forgotten"
