@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
@@ -18,7 +19,7 @@ from sleepsync.protocol.credentials import parse_credentials
 from sleepsync.protocol.identity import unverified_subject
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
 
-from .connection import ClientError
+from .connection import ClientError, websocket_tls
 from .forget import forget_room
 from .load import add_load_parser, main_load
 from .physiology import PROFILES
@@ -43,6 +44,28 @@ def add_token_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ca_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ca-file``: the CA that signed a ``wss://`` server's certificate."""
+    parser.add_argument(
+        "--ca-file",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="CA certificate (PEM) that signed the server's, for a wss:// URL",
+    )
+
+
+def read_ca(args: argparse.Namespace) -> str | None:
+    """The text of ``--ca-file``, checked against ``--server``.
+
+    Raises OSError or ValueError (one line) for an unreadable file, a bad CA
+    or URL.
+    """
+    ca_pem = None if args.ca_file is None else Path(args.ca_file).read_text()
+    websocket_tls(args.server, ca_pem)
+    return ca_pem
+
+
 def add_dream_parser(sub: Any) -> None:
     dream = sub.add_parser(
         "dream",
@@ -54,6 +77,7 @@ def add_dream_parser(sub: Any) -> None:
         "--name", required=True, type=pattern(NAME_RE, "NAME"), help="your name in the room"
     )
     dream.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
+    add_ca_argument(dream)
     dream.add_argument("--observer", action="store_true", help="watch only (stdin is not read)")
     dream.add_argument("--json", action="store_true", help="one JSON object per line (see README)")
     dream.add_argument(
@@ -78,6 +102,7 @@ def add_forget_parser(sub: Any) -> None:
     )
     forget.add_argument("room", type=pattern(ROOM_RE, "ROOM"), help="room id")
     forget.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
+    add_ca_argument(forget)
     add_token_argument(forget)
     forget.add_argument(
         "--name",
@@ -121,6 +146,11 @@ def add_pods_parser(sub: Any) -> None:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
+    try:
+        ca_pem = read_ca(args)  # a bad CA or URL: one line, exit 2
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return 2
     opts = TerminalOptions(
         url=args.server,
         room=args.room,
@@ -130,6 +160,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
         duration=args.duration,
         give_up_after=args.give_up_after,
         token=args.token,
+        ca_pem=ca_pem,
     )
     with contextlib.suppress(BrokenPipeError):
         code = run(lambda: run_terminal(opts))
@@ -181,9 +212,14 @@ def cmd_pods(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     name = args.name or (unverified_subject(args.token) if args.token else None) or "operator"
+    try:
+        tls = websocket_tls(args.server, read_ca(args))
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return 2
 
     async def forget() -> None:
-        await forget_room(args.server, args.room, name, args.token, args.timeout)
+        await forget_room(args.server, args.room, name, args.token, args.timeout, tls=tls)
 
     try:
         run(forget)

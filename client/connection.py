@@ -9,12 +9,18 @@ resync, and says which errors end the client for good (:class:`ClientError`)
 and which need a new connection (``ConnectionError``). Reconnecting is the
 caller's loop, with :class:`~sleepsync.protocol.backoff.Backoff`: calling
 :meth:`RoomClient.open` again resumes where the last connection stopped.
+
+A ``wss://`` URL connects over TLS and checks the server's certificate and
+name, against the system's CAs or the CA file given to
+:func:`websocket_tls` (``--ca-file``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -33,7 +39,7 @@ from sleepsync.protocol.session import (
 )
 from sleepsync.protocol.wire import Limits
 
-__all__ = ["ClientError", "RoomClient", "SeqGap"]
+__all__ = ["ClientError", "RoomClient", "SeqGap", "websocket_tls"]
 
 
 class ClientError(SleepSyncError, peer=False):
@@ -48,8 +54,45 @@ class SeqGap(SleepSyncError, peer=False):
     code = "gap"
 
 
+def websocket_tls(url: str, ca_pem: str | None = None) -> ssl.SSLContext | None:
+    """The TLS context of a ``wss://`` URL (None for ``ws://``).
+
+    ``ca_pem`` is the text of a CA file (PEM) that signed the server's
+    certificate; without it the system's CAs are trusted. Raises ValueError
+    with a sentence for a CA that is no PEM certificate, or for a CA given
+    with a ``ws://`` URL (it would silently do nothing).
+    """
+    if not url.startswith("wss://"):
+        if ca_pem is not None:
+            raise ValueError(f"a CA file needs a wss:// server URL, got {url}")
+        return None
+    context = ssl.create_default_context()
+    if ca_pem is not None:
+        try:
+            context.load_verify_locations(cadata=ca_pem)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ValueError(f"the CA file holds no usable PEM certificate: {exc}") from None
+    return context
+
+
+def _explain(url: str, exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"the TLS certificate of {url} is not trusted ({text}); pass the CA file that signed it"
+        )
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        return f"{url} does not speak TLS ({text}); use a ws:// URL"
+    return f"cannot connect to {url}: {text}"
+
+
 class RoomClient:
-    """One user's connection to one room."""
+    """One user's connection to one room.
+
+    ``token`` is the signed token hello carries (``sleepsync token``), for a
+    server that requires one; its subject must be ``name``. ``tls`` is the
+    context of a ``wss://`` URL (:func:`websocket_tls`; None: the system's CAs).
+    """
 
     def __init__(
         self,
@@ -60,10 +103,10 @@ class RoomClient:
         role: Role = "dreamer",
         max_size: int = 1 << 20,
         token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``token``: the signed token hello carries (``sleepsync token``), for a
-        server that requires one; its subject must be ``name``."""
         self.url = url
+        self.tls = tls
         self.room = room
         self.name = name
         self.role = role
@@ -78,6 +121,10 @@ class RoomClient:
     def position(self) -> ResumePoint | None:
         """The (epoch, seq) of the last event seen: where the next open resumes."""
         return self.session.position(self.room)
+
+    @position.setter
+    def position(self, point: ResumePoint | None) -> None:
+        self.session.resume_from(self.room, point)
 
     @property
     def welcome(self) -> Welcome | None:
@@ -94,12 +141,13 @@ class RoomClient:
     async def open(self) -> None:
         """Connect, say hello and join (resuming when a position is known)."""
         self.session.disconnected()
+        extra: dict[str, Any] = {} if self.tls is None else {"ssl": self.tls}
         try:
             self.conn = await connect(
-                self.url, max_size=self.max_size, compression=None, open_timeout=5
+                self.url, max_size=self.max_size, compression=None, open_timeout=5, **extra
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise ConnectionError(f"cannot connect to {self.url}: {exc}") from exc
+            raise ConnectionError(_explain(self.url, exc)) from exc
         await self._send(self.session.connect())
 
     async def close(self) -> None:

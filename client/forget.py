@@ -10,6 +10,8 @@ room, ``unauthorized`` for a bad one). The rules are the
 from __future__ import annotations
 
 import asyncio
+import ssl
+from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -24,8 +26,17 @@ from .connection import ClientError
 __all__ = ["forget_room"]
 
 
-async def forget_room(url: str, room: str, name: str, token: str | None, timeout: float) -> None:
-    """Erase ``room`` through the server at ``url``.
+async def forget_room(
+    url: str,
+    room: str,
+    name: str,
+    token: str | None,
+    timeout: float,
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Erase ``room`` through the server at ``url`` (``tls``: for a ``wss://`` one,
+    see :func:`~.connection.websocket_tls`).
 
     Raises ClientError with the server's ``code: message`` when it refused,
     ConnectionError when it could not be reached or went away, TimeoutError
@@ -34,7 +45,8 @@ async def forget_room(url: str, room: str, name: str, token: str | None, timeout
     session = ClientSession(name, token=token)
     async with asyncio.timeout(timeout):
         try:
-            conn = await connect(url, compression=None, open_timeout=timeout)
+            extra: dict[str, Any] = {} if tls is None else {"ssl": tls}
+            conn = await connect(url, compression=None, open_timeout=timeout, **extra)
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             raise ConnectionError(f"cannot connect to {url}: {exc}") from exc
         async with conn:

@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import signal
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +42,7 @@ from sleepsync.protocol.identity import Keys, mint, unverified_subject
 from sleepsync.protocol.topics import BrokerUrl, explain_connect_error, pod_ids
 from sleepsync.protocol.wire import NAME_RE
 
+from .connection import websocket_tls
 from .loadstats import LatencyHistogram, LoadReport, Schedule, WorkerTotals, parse_metrics
 from .loadworker import LoadPlan, Worker, run_worker_process
 
@@ -70,7 +72,7 @@ class LoadOptions:
     credentials: tuple[tuple[str, str], ...] = ()
     pod_prefix: str = "pod"
     room_prefix: str = ""
-    #: The text of ``--ca-file`` (PEM), for an ``mqtts://`` broker.
+    #: The text of ``--ca-file`` (PEM), for an ``mqtts://`` broker and ``wss://`` servers.
     ca_pem: str | None = None
     #: One token for every observer (``--token``): they all take its subject's name.
     token: str | None = field(default=None, repr=False)
@@ -113,6 +115,15 @@ def validate(opts: LoadOptions) -> None:
             Keys.load(secret=opts.auth_secret)
         except ValueError as exc:
             raise LoadSetupError(f"--auth-secret-file: {exc}") from None
+    if opts.ca_pem is not None:
+        tls = [url for url in (opts.mqtt, *opts.servers) if url.startswith(("mqtts:", "wss:"))]
+        if not tls:
+            raise LoadSetupError("--ca-file needs an mqtts:// broker or a wss:// server")
+    for server in opts.servers:
+        try:
+            server_tls(server, opts.ca_pem)
+        except ValueError as exc:
+            raise LoadSetupError(f"--ca-file: {exc}") from None
 
 
 def observer_identities(
@@ -138,6 +149,11 @@ def observer_identities(
         )
     except SleepSyncError as exc:
         raise LoadSetupError(f"cannot mint observer tokens: {exc.message}") from None
+
+
+def server_tls(server: str, ca_pem: str | None) -> ssl.SSLContext | None:
+    """The TLS context for ``server`` (None for ws://): the CA applies to wss:// only."""
+    return websocket_tls(server, ca_pem if server.startswith("wss://") else None)
 
 
 def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
@@ -204,12 +220,15 @@ def http_base(ws_url: str) -> str:
     raise LoadSetupError(f"--server must be a ws:// or wss:// URL, got {ws_url!r}")
 
 
-def scrape(servers: Sequence[str]) -> dict[str, float]:
+def scrape(servers: Sequence[str], ca_pem: str | None = None) -> dict[str, float]:
     """Sum every server's /metrics (counters add up across nodes)."""
     total: dict[str, float] = {}
     for server in servers:
+        context = server_tls(server, ca_pem)
         try:
-            with urllib.request.urlopen(http_base(server) + "/metrics", timeout=5) as r:
+            with urllib.request.urlopen(
+                http_base(server) + "/metrics", timeout=5, context=context
+            ) as r:
                 text = r.read().decode()
         except (OSError, urllib.error.URLError):
             continue
@@ -223,12 +242,12 @@ async def preflight(opts: LoadOptions) -> None:
     for server in opts.servers:
         url = http_base(server) + "/healthz"
         try:
-            await asyncio.to_thread(_get, url)
+            await asyncio.to_thread(_get, url, server_tls(server, opts.ca_pem))
         except (OSError, urllib.error.URLError) as exc:
             raise LoadSetupError(f"server {server} is unreachable: {exc}") from None
     try:
         broker = BrokerUrl.parse(opts.mqtt)
-        tls = broker.tls_context(opts.ca_pem)
+        tls = broker.tls_context(opts.ca_pem if broker.tls else None)
     except ValueError as exc:
         raise LoadSetupError(str(exc)) from None
     username, password = broker.username, broker.password
@@ -252,8 +271,8 @@ async def preflight(opts: LoadOptions) -> None:
         raise LoadSetupError(f"broker {broker} refused or unreachable: {reason}") from None
 
 
-def _get(url: str) -> None:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def _get(url: str, context: ssl.SSLContext | None) -> None:
+    with urllib.request.urlopen(url, timeout=5, context=context) as response:
         response.read()
 
 
@@ -406,7 +425,7 @@ async def run_load(
     """One load run, for tests and tools: in this process unless told otherwise."""
     validate(opts)
     await preflight(opts)
-    before = await asyncio.to_thread(scrape, opts.servers)
+    before = await asyncio.to_thread(scrape, opts.servers, opts.ca_pem)
     start = _start_time(opts)
     plans = plan_workers(opts, start)
     stop = stop or asyncio.Event()
@@ -415,7 +434,7 @@ async def run_load(
         interrupted = stop.is_set()
     else:
         results, interrupted = await asyncio.to_thread(run_processes, plans, None, None)
-    after = await asyncio.to_thread(scrape, opts.servers)
+    after = await asyncio.to_thread(scrape, opts.servers, opts.ca_pem)
     return _report(opts, start, results, interrupted, before, after)
 
 
@@ -423,11 +442,11 @@ def run_cli_load(opts: LoadOptions, console: Console) -> LoadReport:
     """One run with live progress in worker processes (Ctrl-C keeps the report)."""
     validate(opts)
     asyncio.run(preflight(opts))
-    before = scrape(opts.servers)
+    before = scrape(opts.servers, opts.ca_pem)
     start = _start_time(opts)
     progress = _Progress(opts, start)
     results, interrupted = run_processes(plan_workers(opts, start), progress, console)
-    return _report(opts, start, results, interrupted, before, scrape(opts.servers))
+    return _report(opts, start, results, interrupted, before, scrape(opts.servers, opts.ca_pem))
 
 
 # ---------------------------------------------------------------- CLI
@@ -462,7 +481,8 @@ def add_load_parser(sub: Any) -> None:
         "--ca-file",
         type=Path,
         default=None,
-        help="CA certificate (PEM) that signed the broker's, for an mqtts:// URL",
+        help="CA certificate (PEM) that signed the broker's (mqtts://) and/or the "
+        "servers' (wss://) certificates",
     )
     p.add_argument("--pod-prefix", default="pod", help="pod ids are PREFIX-001, PREFIX-002...")
     p.add_argument(

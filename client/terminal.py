@@ -27,7 +27,7 @@ from sleepsync.protocol.errors import InvalidMessage
 from sleepsync.protocol.events import Said, items_of_type
 from sleepsync.protocol.messages import Event, Role, Say, Status
 
-from .connection import ClientError, RoomClient, SeqGap
+from .connection import ClientError, RoomClient, SeqGap, websocket_tls
 from .render import JsonRenderer, TextRenderer
 
 __all__ = ["TerminalOptions", "run_terminal"]
@@ -46,6 +46,8 @@ class TerminalOptions:
     give_up_after: float = 60.0
     #: The signed token hello carries (None: the server runs open).
     token: str | None = field(default=None, repr=False)
+    #: The text of ``--ca-file`` (PEM), for a ``wss://`` server.
+    ca_pem: str | None = None
 
 
 def _stdin_lines(stream: IO[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
@@ -70,7 +72,10 @@ class _Terminal:
         self.opts = opts
         self.out = out
         self.renderer: JsonRenderer | TextRenderer = JsonRenderer() if opts.json else TextRenderer()
-        self.client = RoomClient(opts.url, opts.room, opts.name, role=opts.role, token=opts.token)
+        tls = websocket_tls(opts.url, opts.ca_pem)
+        self.client = RoomClient(
+            opts.url, opts.room, opts.name, role=opts.role, token=opts.token, tls=tls
+        )
         self.unechoed: Counter[str] = Counter()
         self.eof = asyncio.Event()
         self.connected = asyncio.Event()

@@ -1,4 +1,4 @@
-"""The server's subcommands: ``serve``, ``mqtt-passwd`` and ``token``.
+"""The server's subcommands: ``serve``, ``mqtt-passwd``, ``token`` and ``secrets``.
 
 Every ``serve`` flag is also an env var ``SLEEPSYNC_<NAME>`` (see
 ``config.py``). Bad arguments exit with status 2 and one line naming the
@@ -24,6 +24,7 @@ from sleepsync.protocol.wire import NAME_RE
 from .broker import write_credentials
 from .config import add_arguments, settings_from_args
 from .node import Node
+from .secret_files import COMPOSE_SECRETS, write_compose_secrets
 
 __all__ = ["COMMANDS", "serve_until_cancelled"]
 
@@ -99,6 +100,26 @@ def add_token_parser(sub: Any) -> None:
     token.add_argument("--ttl", type=positive, default=DEFAULT_TTL, help="seconds until it expires")
 
 
+def add_secrets_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "secrets",
+        help="write the secrets of docker-compose.yml (MQTT, Redis, auth) into a directory",
+        description="Write the files docker-compose.yml takes its secrets from: the server's "
+        "MQTT password and the pods' credentials (from the plain credentials of "
+        "`sleepsync mqtt-passwd`), the broker health check's login, a Redis password and its "
+        "hashed ACL file, an auth secret. Random secrets already there are kept unless "
+        "--rotate. The directory is made mode 0700, its files 0644 (see README, Secrets).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dir", default="deploy/secrets", help="the secrets directory")
+    p.add_argument(
+        "--credentials",
+        default="deploy/mosquitto/passwd.credentials",
+        help="plain credentials file written by sleepsync mqtt-passwd",
+    )
+    p.add_argument("--rotate", action="store_true", help="new Redis password and auth secret")
+
+
 async def serve_until_cancelled(node: Node) -> None:
     await node.start()
     try:
@@ -137,9 +158,11 @@ def cmd_mqtt_passwd(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"sleepsync: cannot write credentials: {exc}", file=sys.stderr)
         return 1
-    server = next(c for c in written if c.username == SERVER_USER)
     print(f"wrote {out} ({len(written)} users, hashed) and {creds} (plain, mode 0600)")
-    print(f"server: sleepsync serve --mqtt mqtt://{SERVER_USER}:{server.password}@HOST:1883")
+    # Never the password itself: terminals and CI logs keep what is printed.
+    print(f"server: sleepsync serve --mqtt mqtt://{SERVER_USER}@HOST:1883 "
+          "--mqtt-password-file FILE  (FILE: the password of its line in "
+          f"{creds}; `sleepsync secrets` writes it for docker compose)")  # fmt: skip
     print(f"pods:   sleepsync pods --room ROOM --count {args.pods} --credentials {creds} "
           "--mqtt mqtt://HOST:1883")  # fmt: skip
     return 0
@@ -172,9 +195,27 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    try:
+        write_compose_secrets(directory, Path(args.credentials), rotate=args.rotate)
+    except FileNotFoundError as exc:
+        print(
+            f"sleepsync: cannot read {exc.filename}: run sleepsync mqtt-passwd first",
+            file=sys.stderr,
+        )
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: cannot write the secrets: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {', '.join(COMPOSE_SECRETS)} into {directory} (directory 0700, files 0644)")
+    return 0
+
+
 #: name -> (add the subparser, run the parsed command); read by ``sleepsync.cli``.
 COMMANDS = {
     "serve": (add_serve_parser, cmd_serve),
     "mqtt-passwd": (add_passwd_parser, cmd_mqtt_passwd),
     "token": (add_token_parser, cmd_token),
+    "secrets": (add_secrets_parser, cmd_secrets),
 }

@@ -39,16 +39,41 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "address the websocket and HTTP port binds to")
     port: int = _setting(8765, "websocket and HTTP port (0 picks a free one)", minimum=0)
+    tls_cert_file: str = _setting(
+        "",
+        "certificate chain (PEM) of this node: the port then serves wss:// and https:// "
+        "only (empty: ws:// and http://)",
+    )
+    tls_key_file: str = _setting(
+        "", "private key (PEM) of --tls-cert-file (empty: it is in the certificate file)"
+    )
+    allowed_origins: str = _setting(
+        "",
+        "browser origins (https://host[:port], comma-separated) whose pages may open a "
+        "websocket; any other Origin is refused with 403 in the handshake. Clients that "
+        "send no Origin (terminal, TUI, load tester) always pass. Empty: no browser page; "
+        "*: any",
+    )
     node_id: str = _setting("", "this node's name in presence and logs (default: host-pid)")
     tick_hz: float = _setting(10.0, "room ticks per second", minimum=0.1)
     room_capacity: int = _setting(50, "most dreamers and observers in one room", minimum=1)
     room_idle_seconds: float = _setting(
-        30.0, "an empty room is removed after this many seconds", minimum=0.0
+        30.0,
+        "an empty room goes idle after this many seconds: its owner lets go of it and "
+        "its stored state is kept for --retention-hours",
+        minimum=0.0,
+    )
+    retention_hours: float = _setting(
+        24.0,
+        "hours an idle room's stored events, snapshot and inbox are kept (Redis key TTLs); "
+        "joining the room within that time resumes it. 0: removed as soon as it is idle",
+        minimum=0.0,
     )
     unused_room_seconds: float = _setting(
         5.0,
         "an empty room that never held a story line, a template or a pod (it was only "
-        "joined) is removed after this many seconds",
+        "joined) is removed after this many seconds (at most --room-idle-seconds), not "
+        "retired: nothing of it is kept",
         minimum=0.0,
     )
     max_rooms: int = _setting(1000, "most rooms this deployment holds at once", minimum=1)
@@ -121,8 +146,15 @@ class Settings:
     lease_ttl_ms: int = _setting(3000, "room ownership lease time-to-live", minimum=200)
     redis_url: str = _setting(
         "",
-        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory backend)",
+        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory "
+        "backend); give its password with --redis-password-file",
         aliases=("--redis",),
+        secret=True,
+    )
+    redis_password_file: str = _setting(
+        "",
+        "file holding the Redis password (read at start, one trailing newline dropped); "
+        "the --redis-url then carries none",
     )
     redis_timeout: float = _setting(
         2.0, "seconds one Redis command may take before it counts as failed", minimum=0.05
@@ -223,6 +255,10 @@ class Settings:
     @property
     def tick_seconds(self) -> float:
         return 1.0 / self.tick_hz
+
+    @property
+    def retention_ms(self) -> int:
+        return round(self.retention_hours * 3_600_000)
 
 
 def env_name(name: str) -> str:

@@ -345,10 +345,13 @@ class Gateway:
     async def _forget(self, link: Connection, request: ForgetRoom) -> None:
         """Hand the room's owner the request to erase it; wait until it is gone.
 
-        A room that does not exist is forgotten already. Raises BackendError
-        when the owner did not act in time (the request stays queued for it).
+        A room that does not exist is forgotten already; a retired one is erased
+        here and now (it has no owner). Raises BackendError when the owner did
+        not act in time (the request stays queued for it).
         """
         room = request.room
+        if await self.rooms.forget_retired(room, request.name):
+            return  # idle, no owner: its retained keys are erased already
         try:
             await self.rooms.open_room(room, create=False)  # someone must own it to erase it
             await self._push(room, ForgetInput(link.id, request.name))

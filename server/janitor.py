@@ -1,4 +1,5 @@
-"""The owner's clean-up rules: members of dead nodes leave, empty rooms go.
+"""The owner's clean-up rules: members of dead nodes leave, empty rooms retire
+(or go, when they were never used).
 
 How it works. Each maintenance round the room manager hands the janitor the
 rooms it owns (their state), their presence, the live nodes and the time;
@@ -11,11 +12,14 @@ is pure: no backend, no clock of its own.
   not only in presence, so a leave that was lost (the tick failed and the
   room was rebuilt from the store) is found and sent again next round.
 - **Idle rooms.** A room with no session, no online pod, no live presence
-  and no leave pending is empty; empty for ``idle_seconds`` it is removed.
+  and no leave pending is empty; empty for ``idle_seconds`` it is idle: the
+  owner retires it (``Backend.retire_room``): it lets go of the room, whose
+  stored state is kept for the retention time, then expires.
 - **Unused rooms.** A room that never held a story line, a template or a
   pod (``RoomState.used``) was only joined: empty for ``unused_seconds``
-  (much shorter) it is removed, so cycling joins through new room names
-  cannot fill the deployment's room table.
+  (much shorter; never longer than ``idle_seconds``) it is removed, not
+  retired: nothing of it is worth keeping, and cycling joins through new
+  room names can fill neither the room table nor the retired rooms.
 """
 
 from __future__ import annotations
@@ -38,9 +42,9 @@ class Sweep:
     leaves: dict[str, list[MemberLeave]] = field(default_factory=dict)
     #: room -> presence entries (sessions) of dead nodes to remove.
     gone: dict[str, list[str]] = field(default_factory=dict)
-    #: rooms empty for long enough: remove them.
+    #: rooms empty for long enough: retire them.
     idle: list[str] = field(default_factory=list)
-    #: rooms never used, empty for long enough: remove them.
+    #: rooms never used, empty for long enough: remove them (not retired).
     unused: list[str] = field(default_factory=list)
     #: room -> the dead nodes whose members leave (for the log).
     dead: dict[str, list[str]] = field(default_factory=dict)
@@ -52,7 +56,8 @@ class Janitor:
 
     def __init__(self, idle_seconds: float, unused_seconds: float | None = None) -> None:
         self.idle_seconds = idle_seconds
-        self.unused_seconds = idle_seconds if unused_seconds is None else unused_seconds
+        #: None: a room never used goes idle like any other.
+        self.unused_seconds = unused_seconds
         self._empty_since: dict[str, float] = {}
 
     def sweep(
@@ -83,9 +88,11 @@ class Janitor:
                 self._empty_since.pop(room, None)
                 continue
             since = self._empty_since.setdefault(room, now)
-            unused = not state.used and self.unused_seconds < self.idle_seconds
-            if now - since >= (self.unused_seconds if unused else self.idle_seconds):
-                (out.unused if unused else out.idle).append(room)
+            if self.unused_seconds is not None and not state.used:
+                if now - since >= min(self.unused_seconds, self.idle_seconds):
+                    out.unused.append(room)
+            elif now - since >= self.idle_seconds:
+                out.idle.append(room)
         return out
 
     def forget(self, room: str) -> None:

@@ -34,11 +34,16 @@ class Metrics:
             "rooms this node created: opened by a join or by a pod announcing itself",
             registry=r,
         )
+        self.rooms_retired = Counter(
+            "sleepsync_rooms_retired_total",
+            "idle rooms this node let go of (stored for --retention-hours)",
+            registry=r,
+        )
         self.rooms_removed = Counter(
             "sleepsync_rooms_removed_total",
-            "rooms this node removed: idle (empty for --room-idle-seconds), unused (never "
-            "held a story line, a template or a pod; empty for --unused-room-seconds), "
-            "forgotten (erased at an operator's request)",
+            "rooms this node erased: unused (never held a story line, a template or a pod; "
+            "empty for --unused-room-seconds; not retired), forgotten (erased at an "
+            "operator's request)",
             ["reason"],
             registry=r,
         )

@@ -5,6 +5,10 @@ the node is spawned through its one :class:`~.supervisor.Supervisor`
 (``node.tasks``), so :meth:`Node.stop` ends them all: nothing of the node
 is alive once it returns.
 
+TLS and origins (:mod:`.handshake`): with a certificate the port speaks
+``wss://`` and ``https://`` only; browser pages from origins not in
+``--allowed-origins`` are refused during the websocket handshake.
+
 HTTP, on the websocket port: ``GET /healthz`` says the process is alive,
 ``GET /readyz`` that it serves (503 from the moment the port is bound while
 the backend and broker start, and again while shutting down), ``GET
@@ -31,6 +35,7 @@ import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -51,10 +56,12 @@ from .config import Settings
 from .dream import engine_hooks
 from .fanout import Fanout
 from .gateway import Gateway
+from .handshake import allowed_origins, tls_context
 from .ingest import Ingest
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
+from .secret_files import read_secret_file
 from .supervisor import Supervisor
 
 __all__ = ["Node"]
@@ -63,6 +70,18 @@ log = logging.getLogger("sleepsync.node")
 
 #: Seconds the node waits, after the grace, for its connection handlers to end.
 STOP_MARGIN = 1.0
+
+
+def redis_password(settings: Settings) -> str | None:
+    """The password of ``--redis-password-file``; ValueError, in one sentence, when
+    it cannot be read or the URL carries a password as well."""
+    if not settings.redis_password_file:
+        return None
+    if not settings.redis_url:
+        raise ValueError("--redis-password-file needs --redis-url (the memory backend takes none)")
+    if urlsplit(settings.redis_url).password is not None:
+        raise ValueError("the Redis URL already carries a password: give it in one place only")
+    return read_secret_file(settings.redis_password_file, "--redis-password-file")
 
 
 class Node:
@@ -79,6 +98,9 @@ class Node:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``engine=False`` runs rooms without dream dynamics (membership and story only).
+
+        Raises ValueError, in one sentence, for a secret or certificate file
+        that cannot be read or does not fit the other settings.
 
         ``mqtt=False`` runs no MQTT ingest and no embedded broker (tests that need
         no pods). With ``mqtt=True`` the node ingests pod telemetry from
@@ -99,15 +121,22 @@ class Node:
         self.metrics = Metrics()
         #: Every background task of this node; ``stop()`` ends them all.
         self.tasks = Supervisor()
+        password = redis_password(settings)
+        self._tls = tls_context(settings.tls_cert_file, settings.tls_key_file)
+        self._origins = allowed_origins(settings.allowed_origins)
         if backend is None and settings.redis_url:
             backend = RedisBackend(
                 settings.redis_url,
+                password=password,
                 retention=settings.event_retention,
                 inbox_limit=settings.inbox_limit,
+                max_retained=settings.max_rooms,
                 timeout=settings.redis_timeout,
             )
         self.backend: Backend = backend or MemoryBackend(
-            retention=settings.event_retention, inbox_limit=settings.inbox_limit
+            retention=settings.event_retention,
+            inbox_limit=settings.inbox_limit,
+            max_retained=settings.max_rooms,
         )
         self.rooms = RoomManager(
             self.backend,
@@ -165,7 +194,7 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.settings.host}:{self.port}"
+        return f"{'wss' if self._tls else 'ws'}://{self.settings.host}:{self.port}"
 
     def _on_cues(self, room: str, cues: list[Cue]) -> None:
         if self.ingest is not None:
@@ -209,6 +238,8 @@ class Node:
             s.host,
             s.port,
             process_request=self._http,
+            ssl=self._tls,
+            origins=self._origins,
             max_size=s.max_frame_bytes,
             max_queue=16,
             compression=None,

@@ -7,8 +7,8 @@ between them and the backend:
 - :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
 - :mod:`.scheduler` — which rooms tick when (slots of the tick period).
 - :mod:`.ownership` — leases, the node's liveness, fair share, health.
-- :mod:`.janitor` — members of dead nodes leave; empty rooms go (quickly
-  when they were never used).
+- :mod:`.janitor` — members of dead nodes leave; empty rooms retire (or go
+  quickly when they were never used).
 
 Owning. :meth:`RoomManager.take` acquires a room's lease; ``_install`` is the
 one way a room becomes owned, for a takeover and for a rebuild alike: it
@@ -25,13 +25,17 @@ the slot's rooms in one backend call, runs each room's tick, and commits all
 their events in one call; each commit also removes the inputs its tick
 consumed, in the same atomic, fenced operation (consume on commit), so an
 owner that lost its lease while paused leaves those inputs to the new owner.
+A room is snapshotted every ``snapshot_every`` ticks, and right after a tick
+that stored template uploads, so the store forgets their texts at once.
 
 Forgetting. An operator's ``forget`` reaches the owner as a
 :class:`~.inputs.ForgetInput` in the inbox. The owner does not tick a room
 whose inbox holds one: after the slot's commits it erases the room in one
 fenced backend operation (``forget_room``: every key, a tombstone left) and
 steps down. Nodes with clients in the room find its history gone and tell
-them (see ``Gateway.rejoin``).
+them (see ``Gateway.rejoin``). A retired room has no owner and no client:
+the node that got the request erases its retained keys itself
+(:meth:`RoomManager.forget_retired`, refused if the room came back).
 
 Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
 (:mod:`.outbox`): it is queued for the owner, or refused with an error for
@@ -181,12 +185,13 @@ class RoomManager:
     async def open_room(self, room: str, *, create: bool = True) -> bool:
         """Make sure ``room`` exists and has an owner (this node if no one else).
 
-        True when this call created the room. Raises TooManyRooms when the
-        deployment is at ``max_rooms``, RoomAbsent when the room does not
-        exist and ``create`` is False.
+        True when this call created the room; a retired room is not created but
+        brought back as it was (see ``Backend.retire_room``). Raises TooManyRooms
+        when the deployment is at ``max_rooms``, RoomAbsent when the room does
+        not exist and ``create`` is False.
         """
         self.metrics.backend_ops.labels("room_status").inc()
-        created = await self.backend.room_status(room) != "exists"
+        created = await self.backend.room_status(room) not in ("exists", "retired")
         if created and not create:
             raise RoomAbsent(f"room {room} does not exist")
         self.metrics.backend_ops.labels("create_room").inc()
@@ -249,9 +254,10 @@ class RoomManager:
             story_tail=self.settings.story_tail,
             capacity=self.settings.room_capacity,
         )
+        templates = await self.backend.read_templates(room)
         while tail := await self.backend.read_events(room, runner.state.seq, REPLAY_BATCH):
             for stored in tail:
-                runner.replay(stored)
+                runner.replay(stored, templates)
         self.metrics.backend_ops.labels("save_snapshot").inc()
         saved = await self.backend.save_snapshots({room: (runner.snapshot(), lease.epoch)})
         if not saved.get(room):
@@ -379,7 +385,11 @@ class RoomManager:
                 continue
             if commit is not None:
                 commits[room] = commit
-            if owned.state.tick % self.settings.snapshot_every == 0:
+            # A snapshot right after a tick that stored templates lets the store
+            # forget them: a room holds no upload longer than one tick.
+            if owned.state.tick % self.settings.snapshot_every == 0 or (
+                commit is not None and commit.templates
+            ):
                 to_snapshot.append(room)
         self.metrics.ticks.inc(len(rooms))
         if commits:
@@ -400,6 +410,19 @@ class RoomManager:
         await self._save_snapshots(to_snapshot)
         for room, request in forgotten.items():
             await self._forget(room, request)
+
+    async def forget_retired(self, room: str, operator: str) -> bool:
+        """Erase ``room`` now if it is retired: no owner runs it to do so.
+
+        False when it is not retired (live, missing, or created again meanwhile):
+        a live room is erased by its owner (a :class:`~.inputs.ForgetInput`).
+        """
+        self.metrics.backend_ops.labels("forget_room").inc()
+        if not await self.backend.forget_room(room, None, FORGOTTEN_TTL_MS):
+            return False
+        log.warning("retired room %s erased at the request of operator %s", room, operator)
+        self.metrics.rooms_removed.labels("forgotten").inc()
+        return True
 
     async def _forget(self, room: str, request: ForgetInput) -> None:
         """Erase the room at an operator's request (fenced), and let go of it."""
@@ -455,7 +478,8 @@ class RoomManager:
             self._on_cues(owned.runner.room, result.cues)
         if result.stored is None and consumed is None:
             return None
-        return Commit(epoch, [] if result.stored is None else [result.stored], consumed)
+        stored = [] if result.stored is None else [result.stored]
+        return Commit(epoch, stored, consumed, result.templates)
 
     async def _save_snapshots(self, rooms: list[str]) -> None:
         snapshots = {
@@ -503,6 +527,7 @@ class RoomManager:
         beat_at = await self.ownership.beat()
         for lease in await self.ownership.renew([o.lease for o in self.owned.values()]):
             self.step_down(lease.room, "lease lost")
+        await self.backend.keep_registered(list(self.owned))
         rooms = await self.backend.list_rooms()
         await self.outbox.register(set(rooms), force=lapsed)
         self.ownership.confirm(beat_at)
@@ -532,10 +557,28 @@ class RoomManager:
         for room, sessions in sweep.gone.items():
             for session in sessions:
                 await self.backend.leave_presence(room, session)
-        for reason, removable in (("idle", sweep.idle), ("unused", sweep.unused)):
-            for room in removable:
-                owned = self.owned.get(room)
-                if owned is not None and await self.backend.delete_room(room, owned.lease.epoch):
-                    log.info("room %s removed after being empty (%s)", room, reason)
-                    self.metrics.rooms_removed.labels(reason).inc()
-                    self.step_down(room, "removed while empty")
+        for room in sweep.unused:
+            owned = self.owned.get(room)
+            # Retired with no retention time: removed at once, nothing of it kept.
+            if owned is not None and await self.backend.retire_room(room, owned.lease.epoch, 0):
+                log.info("room %s removed: empty, and never held a line, template or pod", room)
+                self.metrics.rooms_removed.labels("unused").inc()
+                self.step_down(room, "removed while empty")
+        keep_ms = self.settings.retention_ms
+        for room in sweep.idle:
+            owned = self.owned.get(room)
+            if owned is None:
+                continue
+            # Its last state is stored; the snapshot right before lets a comeback
+            # start from it instead of replaying the whole retained stream.
+            await self._save_snapshots([room])
+            if room in self.owned and await self.backend.retire_room(
+                room, owned.lease.epoch, keep_ms
+            ):
+                self.metrics.rooms_retired.inc()
+                log.info(
+                    "room %s is idle: stored for %g h unless someone joins again",
+                    room,
+                    self.settings.retention_hours,
+                )
+                self.step_down(room, "idle")

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "generate Mosquitto credentials for the server and N pods",
     ),
     "token": ("sleepsync.server.cli", "mint a signed token for one person (hello's token)"),
+    "secrets": (
+        "sleepsync.server.cli",
+        "write the secrets of docker-compose.yml (MQTT, Redis, auth) into a directory",
+    ),
     "demo": ("sleepsync.demo", "run a single-node server and join its demo room"),
     "dream": ("sleepsync.client.cli", "join a room from the terminal"),
     "pods": ("sleepsync.client.cli", "simulate pods streaming telemetry into a room"),

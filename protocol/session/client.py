@@ -92,7 +92,7 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "room_starting": "retry",
     "room_unavailable": "reconnect",
     "backend": "retry",
-    "room_missing": "reconnect",
+    "room_missing": "report",
     "room_busy": "retry",
     "node_lapsed": "retry",
 }
@@ -185,6 +185,14 @@ class ClientSession:
         """The last (epoch, seq) seen in ``room`` (kept after leaving it)."""
         membership = self.rooms.get(room)
         return None if membership is None else membership.position
+
+    def resume_from(self, room: str, point: ResumePoint | None) -> None:
+        """Resume ``room`` from ``point`` on the next connection (a remembered
+        position from an earlier run, say); None joins afresh with a snapshot."""
+        membership = self.rooms.get(room)
+        if membership is None:
+            raise LocalError(f"not in room {room}")
+        membership.position = point
 
     def connect(self) -> list[ClientAction]:
         """A new connection is open: hello, then a join per room, resuming."""

@@ -15,17 +15,18 @@ the same events and :meth:`DreamEngine.state_hash` on every node, and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from sleepsync.protocol.events import EventItem
-from sleepsync.protocol.telemetry import Cue, TelemetrySample
+from sleepsync.protocol.telemetry import Cue, TelemetrySample, VitalSigns
 from sleepsync.protocol.wire import WireMap
 
 if TYPE_CHECKING:
     from sleepsync.protocol.narrative import NarrativeTemplate
 
 __all__ = [
+    "NO_VITALS",
     "DreamEngine",
     "DreamerJoined",
     "DreamerLeft",
@@ -60,11 +61,26 @@ class StoryLine:
     text: str
 
 
+#: What a room keeps of a sample's vital signs: nothing (see :class:`Telemetry`).
+NO_VITALS = VitalSigns(heart_rate=0.0, hrv=0.0, skin_conductance=0.0, respiration=0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Telemetry:
-    """A validated, deduplicated sample for dreamer ``sample.pod``."""
+    """A validated, deduplicated sample for dreamer ``sample.pod``.
+
+    The dynamics work on the pod's derived state (valence, arousal): raw
+    vital signs are personal data and never reach a room. The ingest hands
+    rooms :meth:`derived` samples, whose vitals are :data:`NO_VITALS`, so no
+    tick record, snapshot or event can hold them.
+    """
 
     sample: TelemetrySample
+
+    @classmethod
+    def derived(cls, sample: TelemetrySample) -> Telemetry:
+        """``sample`` with its vital signs dropped."""
+        return cls(replace(sample, vitals=NO_VITALS))
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,3 +77,12 @@ def test_a_used_room_keeps_the_idle_time() -> None:
     janitor.sweep(0.0, {"a"}, {"r": told}, {}, {})
     assert janitor.sweep(29.0, {"a"}, {"r": told}, {}, {}).unused == []
     assert janitor.sweep(30.0, {"a"}, {"r": told}, {}, {}).idle == ["r"]
+
+
+def test_a_room_never_used_is_removed_not_retired_whichever_time_is_shorter() -> None:
+    janitor = Janitor(10, 60)
+    joined_only = room_with(("s1", "a"))
+    joined_only.apply([MemberLeave("s1")])
+    janitor.sweep(0.0, {"a"}, {"r": joined_only}, {}, {})
+    sweep = janitor.sweep(10.0, {"a"}, {"r": joined_only}, {}, {})
+    assert (sweep.unused, sweep.idle) == (["r"], [])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.events import (
     EVENT_TYPES,
     EventItem,
@@ -18,7 +21,7 @@ from sleepsync.protocol.events import (
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
-from sleepsync.server.engine.api import PodOffline, Telemetry
+from sleepsync.server.engine.api import NO_VITALS, PodOffline, Telemetry
 from sleepsync.server.inputs import (
     ForgetInput,
     MemberJoin,
@@ -30,8 +33,10 @@ from sleepsync.server.inputs import (
     decode_tick,
     encode_input,
     encode_tick,
+    template_digest,
+    template_texts,
 )
-from sleepsync.server.room_state import RoomState
+from sleepsync.server.room_state import NOT_A_MEMBER, RoomState
 
 
 def join(session: str, name: str, role: str = "dreamer") -> MemberJoin:
@@ -96,10 +101,12 @@ class TestStory:
         assert isinstance(story, list)
         assert [line["text"] for line in story] == ["line 7", "line 8", "line 9"]  # type: ignore[index]
 
-    def test_a_line_from_someone_who_left_is_dropped(self) -> None:
+    def test_a_line_from_someone_who_left_is_refused_to_its_sender(self) -> None:
         room = RoomState("r")
         out = room.apply([StoryInput("ghost", "x", "boo")])
-        assert out.items == []
+        assert out.items == [InputRefused("ghost", "say", NOT_A_MEMBER)]
+        assert out.seq == 1, "the refusal is a frame its sender sees"
+        assert not room.view()["story"]
 
     def test_template_without_engine_is_rejected_not_applied(self) -> None:
         room = RoomState("r")
@@ -276,6 +283,37 @@ class TestInputCodec:
     def test_inputs_and_tick_records_round_trip(self, inputs: list[RoomInput]) -> None:
         for item in inputs:
             assert decode_input(encode_input(item)) == item
-        record = decode_tick(encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")]))
+        data = encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")])
+        record = decode_tick(data, template_texts(inputs))
         assert record.room == inputs
-        assert record.external == [sample("pod1", 3), PodOffline("pod1")]
+        # Telemetry comes back as the derived state the room used: no vital signs.
+        assert record.external == [Telemetry.derived(sample("pod1", 3).sample), PodOffline("pod1")]
+        for item in inputs:
+            if isinstance(item, TemplateInput):
+                assert template_digest(item.text).encode() in data, "named by digest"
+
+    def test_a_record_names_a_template_by_its_digest_and_needs_its_text(self) -> None:
+        text = '{"title": "T"}' + " " * 4000
+        upload = TemplateInput("lila", "json", text, "s1")
+        data = encode_tick([upload, upload], [])
+        assert len(data) < 300
+        assert template_texts([upload, upload]) == {template_digest(text): text.encode()}
+        assert decode_tick(data, template_texts([upload])).room == [upload, upload]
+        with pytest.raises(DecodeError, match=f"template {template_digest(text)[:12]}"):
+            decode_tick(data, {})
+
+    def test_a_record_holds_no_vital_signs(self) -> None:
+        data = encode_tick([], [sample("pod1", 3)])
+        m = msgpack.unpackb(data)
+        assert set(m["e"][0]) == {"k", "p", "b", "q", "t", "v", "a"}
+        [tel] = decode_tick(data).external
+        assert isinstance(tel, Telemetry) and tel.sample.vitals == NO_VITALS
+        # Records written before carried the whole sample: read, its vitals dropped.
+        old = {"r": [], "e": [{"k": "tel", "s": sample("pod1", 3).sample.to_wire()}]}
+        [tel] = decode_tick(msgpack.packb(old)).external
+        assert tel == Telemetry.derived(sample("pod1", 3).sample)
+
+    def test_records_from_before_digests_still_decode(self) -> None:
+        upload = TemplateInput("lila", "toml", "title = 'T'", "s1")
+        old = msgpack.packb({"r": [encode_input(upload)], "e": []}, use_bin_type=True)
+        assert decode_tick(old).room == [upload]
