@@ -1,4 +1,4 @@
-"""The client's subcommands: ``dream``, ``watch``, ``pods`` and ``load``.
+"""The client's subcommands: ``dream``, ``watch``, ``pods``, ``load`` and ``forget``.
 
 The ``sleepsync`` command (``sleepsync.cli``) imports this module only for
 these commands; nothing here imports the server.
@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
 from sleepsync.protocol.credentials import parse_credentials
+from sleepsync.protocol.identity import unverified_subject
 from sleepsync.protocol.messages import Role
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
 
-from .connection import server_urls, websocket_tls
+from .connection import ClientError, server_urls, websocket_tls
+from .forget import forget_room
 from .link import CONNECT_WITHIN
 from .load import add_load_parser, main_load
 from .physiology import PROFILES
@@ -29,6 +32,40 @@ __all__ = ["COMMANDS", "DEFAULT_MQTT", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "ws://127.0.0.1:8765"
 DEFAULT_MQTT = "mqtt://127.0.0.1:1883"
+#: The env var a client's ``--token`` defaults to.
+TOKEN_ENV = "SLEEPSYNC_TOKEN"
+
+
+def add_token_argument(parser: argparse.ArgumentParser) -> None:
+    """``--token``: the signed token hello carries (from ``sleepsync token``)."""
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        metavar="TOKEN",
+        help=f"signed token for a server that requires one (env {TOKEN_ENV})",
+    )
+
+
+def add_ca_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ca-file``: the CA that signed a ``wss://`` server's certificate."""
+    parser.add_argument(
+        "--ca-file",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="CA certificate (PEM) that signed the server's, for a wss:// URL",
+    )
+
+
+def read_ca(args: argparse.Namespace) -> str | None:
+    """The text of ``--ca-file``, checked against ``--server``.
+
+    Raises OSError or ValueError (one line) for an unreadable file, a bad CA
+    or URL.
+    """
+    ca_pem = None if args.ca_file is None else Path(args.ca_file).read_text()
+    websocket_tls(args.server, ca_pem)
+    return ca_pem
 
 
 def _add_servers(parser: Any) -> None:
@@ -40,13 +77,7 @@ def _add_servers(parser: Any) -> None:
         help="websocket URL of a server node; repeat it (or give a comma list) to fail over "
         f"to the next node, resuming where the last one stopped (default {DEFAULT_SERVER})",
     )
-    parser.add_argument(
-        "--ca-file",
-        type=readable_file,
-        default=None,
-        metavar="FILE",
-        help="CA certificate (PEM) that signed the servers' certificates, for wss:// URLs",
-    )
+    add_ca_argument(parser)
 
 
 def servers(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None] | None:
@@ -76,6 +107,7 @@ def add_dream_parser(sub: Any) -> None:
         "--name", required=True, type=pattern(NAME_RE, "NAME"), help="your name in the room"
     )
     _add_servers(dream)
+    add_token_argument(dream)
     dream.add_argument("--observer", action="store_true", help="watch only (you cannot tell)")
     mode = dream.add_mutually_exclusive_group()
     mode.add_argument("--plain", action="store_true", help="sentences, one per line; no screen")
@@ -103,11 +135,36 @@ def add_watch_parser(sub: Any) -> None:
     watch.add_argument("rooms", nargs="*", type=pattern(ROOM_RE, "ROOM"), metavar="ROOM")
     _add_servers(watch)
     watch.add_argument(
-        "--name", default="watcher", type=pattern(NAME_RE, "NAME"), help="observer name"
+        "--name",
+        default=None,
+        type=pattern(NAME_RE, "NAME"),
+        help="observer name (default: the token's subject, else 'watcher')",
     )
     watch.add_argument(
         "--duration", type=positive, default=None, help="stop after this many seconds"
     )
+    add_token_argument(watch)
+
+
+def add_forget_parser(sub: Any) -> None:
+    forget = sub.add_parser(
+        "forget",
+        help="erase everything stored about a room (operator token)",
+        description="Ask the server to erase ROOM: its events, snapshot, inputs and "
+        "presence; members are told and leave it. Needs an operator's token that covers "
+        "the room (a server in open mode allows it on loopback only).",
+    )
+    forget.add_argument("room", type=pattern(ROOM_RE, "ROOM"), help="room id")
+    forget.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a server node")
+    add_ca_argument(forget)
+    add_token_argument(forget)
+    forget.add_argument(
+        "--name",
+        type=pattern(NAME_RE, "NAME"),
+        default=None,
+        help="hello's name (default: the token's subject; 'operator' without a token)",
+    )
+    forget.add_argument("--timeout", type=positive, default=30.0, help="seconds to wait")
 
 
 def add_pods_parser(sub: Any) -> None:
@@ -160,6 +217,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
             give_up_after=args.give_up_after,
             duration=args.duration,
             ca_pem=ca_pem,
+            token=args.token,
         )
     opts = TerminalOptions(
         url=urls,
@@ -169,6 +227,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
         json=args.json,
         duration=args.duration,
         give_up_after=args.give_up_after,
+        token=args.token,
         ca_pem=ca_pem,
         tty=not args.json and sys.stdin.isatty() and sys.stdout.isatty(),
     )
@@ -185,8 +244,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     urls, ca_pem = got
     from .tui.run import run_watch_screen
 
+    name = args.name
+    if args.token and name is None:
+        name = unverified_subject(args.token) or "watcher"  # hello's name is the token's
     return run_watch_screen(
-        urls, list(args.rooms), name=args.name, duration=args.duration, ca_pem=ca_pem
+        urls,
+        list(args.rooms),
+        name=name or "watcher",
+        duration=args.duration,
+        ca_pem=ca_pem,
+        token=args.token,
     )
 
 
@@ -236,10 +303,34 @@ def cmd_pods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    name = args.name or (unverified_subject(args.token) if args.token else None) or "operator"
+    try:
+        tls = websocket_tls(args.server, read_ca(args))
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return 2
+
+    async def forget() -> None:
+        await forget_room(args.server, args.room, name, args.token, args.timeout, tls=tls)
+
+    try:
+        run(forget)
+    except ClientError as exc:
+        print(f"sleepsync: refused: {exc.message}", file=sys.stderr)
+        return 2
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"sleepsync: {exc or 'no answer in time'}", file=sys.stderr)
+        return 1
+    print(f"room {args.room} forgotten", file=sys.stderr)
+    return 0
+
+
 #: name -> (add the subparser, run the parsed command); read by ``sleepsync.cli``.
 COMMANDS = {
     "dream": (add_dream_parser, cmd_dream),
     "watch": (add_watch_parser, cmd_watch),
     "pods": (add_pods_parser, cmd_pods),
     "load": (add_load_parser, main_load),
+    "forget": (add_forget_parser, cmd_forget),
 }

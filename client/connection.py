@@ -139,8 +139,9 @@ def _explain(url: str, exc: BaseException) -> str:
 class RoomClient:
     """One user's connection to one room.
 
-    ``tls`` is the context of a ``wss://`` URL (:func:`websocket_tls`; None:
-    the system's CAs).
+    ``token`` is the signed token hello carries (``sleepsync token``), for a
+    server that requires one; its subject must be ``name``. ``tls`` is the
+    context of a ``wss://`` URL (:func:`websocket_tls`; None: the system's CAs).
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class RoomClient:
         *,
         role: Role = "dreamer",
         max_size: int = 1 << 20,
+        token: str | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.tls = tls
@@ -163,7 +165,7 @@ class RoomClient:
         self.name = name
         self.role = role
         self.max_size = max_size
-        self.session = ClientSession(name)
+        self.session = ClientSession(name, token=token)
         self.session.join(room, role)
         self.conn: ClientConnection | None = None
         # Snapshots can be larger than what a server accepts inbound.
@@ -289,7 +291,12 @@ class RoomClient:
 
 
 async def fetch_rooms(
-    urls: Sequence[str], name: str, *, timeout: float = 5.0, tls: ssl.SSLContext | None = None
+    urls: Sequence[str],
+    name: str,
+    *,
+    timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
+    token: str | None = None,
 ) -> list[RoomInfo]:
     """The rooms of a deployment, from the first node in ``urls`` that answers.
 
@@ -307,7 +314,7 @@ async def fetch_rooms(
                     url, max_size=1 << 20, compression=None, open_timeout=timeout, **extra
                 ) as conn,
             ):
-                await conn.send(encode(Hello(name)))
+                await conn.send(encode(Hello(name, token=token)))
                 await conn.send(encode(ListRooms()))
                 async for raw in conn:
                     if isinstance(raw, bytes):

@@ -60,6 +60,9 @@ class LoadPlan:
     #: The text of the CA file (PEM) for an ``mqtts://`` broker and ``wss://`` servers;
     #: None: the system's CAs.
     ca_pem: str | None = None
+    #: Per room (as ``rooms``), per observer: its name and the token its hello
+    #: carries. Empty: observers are named ``load-wW-oO`` and carry no token.
+    observers: tuple[tuple[tuple[str, str | None], ...], ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -81,12 +84,16 @@ class _Room:
 
 
 class _Observer:
-    def __init__(self, worker: Worker, room: _Room, url: str, name: str) -> None:
+    def __init__(
+        self, worker: Worker, room: _Room, url: str, name: str, token: str | None = None
+    ) -> None:
         self.worker = worker
         self.room = room
         ca_pem = worker.plan.ca_pem if url.startswith("wss://") else None
         tls = websocket_tls(url, ca_pem)
-        self.client = RoomClient(url, room.room, name, role="observer", max_size=8 << 20, tls=tls)
+        self.client = RoomClient(
+            url, room.room, name, role="observer", max_size=8 << 20, token=token, tls=tls
+        )
         self.reflection = Reflection()
         self.ready = asyncio.Event()
         self.connected = False
@@ -177,7 +184,10 @@ class Worker:
         for r, room in enumerate(self.rooms):
             for o in range(plan.observers_per_room):
                 url = plan.servers[(r * plan.observers_per_room + o) % len(plan.servers)]
-                observer = _Observer(self, room, url, f"load-w{plan.worker}-o{o}")
+                name, token = f"load-w{plan.worker}-o{o}", None
+                if plan.observers:
+                    name, token = plan.observers[r][o]
+                observer = _Observer(self, room, url, name, token)
                 room.observers.append(observer)
                 observer_tasks.append(asyncio.create_task(observer.run()))
         reporter = asyncio.create_task(self._report())

@@ -21,7 +21,7 @@ import contextlib
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from websockets.exceptions import ConnectionClosed
@@ -53,6 +53,8 @@ class TerminalOptions:
     json: bool = False
     duration: float | None = None
     give_up_after: float = 60.0
+    #: The signed token hello carries (None: the server runs open).
+    token: str | None = field(default=None, repr=False)
     #: The text of ``--ca-file`` (PEM), for a ``wss://`` server.
     ca_pem: str | None = None
     connect_within: float = CONNECT_WITHIN
@@ -110,7 +112,9 @@ class _Terminal:
         self.opts = opts
         self.out = out
         tls = websocket_tls(opts.url, opts.ca_pem)
-        self.client = RoomClient(opts.url, opts.room, opts.name, role=opts.role, tls=tls)
+        self.client = RoomClient(
+            opts.url, opts.room, opts.name, role=opts.role, token=opts.token, tls=tls
+        )
         self.view = RoomView(opts.room, me=opts.name)
         self.json = JsonRenderer() if opts.json else None
         self.plain = _Plain(self.view)

@@ -1,4 +1,4 @@
-"""The server's subcommands: ``serve``, ``mqtt-passwd`` and ``secrets``.
+"""The server's subcommands: ``serve``, ``mqtt-passwd``, ``token`` and ``secrets``.
 
 Every ``serve`` flag is also an env var ``SLEEPSYNC_<NAME>`` (see
 ``config.py``). Bad arguments exit with status 2 and one line naming the
@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from sleepsync.cliutil import configure_logging, count, run
+from sleepsync.cliutil import configure_logging, count, pattern, positive, readable_file, run
 from sleepsync.protocol.credentials import SERVER_USER
 from sleepsync.protocol.errors import SleepSyncError
+from sleepsync.protocol.identity import ROOM_GLOB_RE, TOKEN_ROLES, Keys, mint
+from sleepsync.protocol.wire import NAME_RE
 
 from .broker import write_credentials
 from .config import add_arguments, settings_from_args
@@ -60,6 +63,41 @@ def add_passwd_parser(sub: Any) -> None:
         help="plain credentials file (default: OUT.credentials beside the password file)",
     )
     passwd.add_argument("--prefix", default="pod", help="pod id prefix")
+
+
+#: A token's time to live when ``--ttl`` is not given: one day.
+DEFAULT_TTL = 86400.0
+
+
+def add_token_parser(sub: Any) -> None:
+    token = sub.add_parser(
+        "token",
+        help="mint a signed token for one person (hello's token)",
+        description="Print a token that lets NAME join the rooms matching PATTERN with ROLE "
+        "(observer: read; dreamer: read and say; operator: everything, forget included) "
+        "until it expires. Sign it with the servers' --auth-secret-file (HS256) or with the "
+        "Ed25519 private key whose public key the servers hold (EdDSA).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    keys = token.add_mutually_exclusive_group(required=True)
+    keys.add_argument(
+        "--secret-file", type=readable_file, help="the shared secret the servers check (HS256)"
+    )
+    keys.add_argument(
+        "--private-key-file", type=readable_file, help="an Ed25519 private key, PEM (EdDSA)"
+    )
+    token.add_argument(
+        "--name", required=True, type=pattern(NAME_RE, "NAME"), help="hello's name (sub)"
+    )
+    token.add_argument(
+        "--room",
+        required=True,
+        type=pattern(ROOM_GLOB_RE, "PATTERN"),
+        help="glob of the rooms it may join: night, night-*, *",
+    )
+    token.add_argument("--role", required=True, choices=TOKEN_ROLES)
+    token.add_argument("--pod", type=pattern(NAME_RE, "POD"), default=None, help="the pod's id")
+    token.add_argument("--ttl", type=positive, default=DEFAULT_TTL, help="seconds until it expires")
 
 
 def add_secrets_parser(sub: Any) -> None:
@@ -130,6 +168,33 @@ def cmd_mqtt_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    try:
+        if args.secret_file:
+            keys = Keys.load(secret=Path(args.secret_file).read_bytes())
+        else:
+            keys = Keys.load(pem=Path(args.private_key_file).read_bytes())
+            if keys.private_key is None:
+                raise ValueError("--private-key-file: that is a public key; give the private one")
+        token = mint(
+            keys,
+            subject=args.name,
+            rooms=args.room,
+            role=args.role,
+            now=time.time(),
+            ttl=args.ttl,
+            pod=args.pod,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"sleepsync: {exc}", file=sys.stderr)
+        return 2
+    except SleepSyncError as exc:
+        print(f"sleepsync: {exc.message}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
 def cmd_secrets(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     try:
@@ -151,5 +216,6 @@ def cmd_secrets(args: argparse.Namespace) -> int:
 COMMANDS = {
     "serve": (add_serve_parser, cmd_serve),
     "mqtt-passwd": (add_passwd_parser, cmd_mqtt_passwd),
+    "token": (add_token_parser, cmd_token),
     "secrets": (add_secrets_parser, cmd_secrets),
 }

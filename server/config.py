@@ -69,9 +69,35 @@ class Settings:
         "joining the room within that time resumes it. 0: removed as soon as it is idle",
         minimum=0.0,
     )
+    unused_room_seconds: float = _setting(
+        5.0,
+        "an empty room that never held a story line, a template or a pod (it was only "
+        "joined) is removed after this many seconds (at most --room-idle-seconds), not "
+        "retired: nothing of it is kept",
+        minimum=0.0,
+    )
     max_rooms: int = _setting(1000, "most rooms this deployment holds at once", minimum=1)
-    max_clients: int = _setting(10000, "most websocket clients on this node", minimum=1)
+    max_clients: int = _setting(
+        10000, "most websocket clients on this node (counted once they said hello)", minimum=1
+    )
+    max_greeting_clients: int = _setting(
+        1000,
+        "most connections on this node that have not said hello yet; a new one beyond "
+        "this closes the oldest of them (hello_timeout), so idle sockets lock no one out",
+        minimum=1,
+    )
     max_rooms_per_client: int = _setting(8, "most rooms one connection may join", minimum=1)
+    room_creations_per_minute: int = _setting(
+        5,
+        "rooms one connection may create (join while they do not exist) per minute; "
+        "beyond, such a join is refused with too_many_new_rooms",
+        minimum=1,
+    )
+    template_upload_interval: float = _setting(
+        5.0,
+        "seconds one connection must wait between two template uploads (upload_too_soon)",
+        minimum=0.0,
+    )
     max_frame_bytes: int = _setting(
         65536, "largest inbound websocket frame; bigger closes with 1009", minimum=256
     )
@@ -88,6 +114,22 @@ class Settings:
         10.0,
         "seconds a new connection has to complete hello; later it is closed with 1008",
         minimum=0.1,
+    )
+    auth_secret_file: str = _setting(
+        "",
+        "file holding the shared secret (at least 32 bytes) that signs client tokens "
+        "(HS256, `sleepsync token`); hello then needs a valid token",
+    )
+    auth_public_key_file: str = _setting(
+        "",
+        "Ed25519 public key (PEM) whose tokens (EdDSA) hello accepts; with or without "
+        "--auth-secret-file",
+    )
+    insecure_no_auth: bool = _setting(
+        False,
+        "serve without tokens on a non-loopback --host: anyone who reaches the port may "
+        "join any room as anyone and erase rooms (without auth settings the server "
+        "refuses to bind anything but a loopback address)",
     )
     outbound_buffer_bytes: int = _setting(
         262144,
@@ -257,6 +299,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
             return _convert(f, raw, _flag(f.name))
 
         convert.__name__ = type(f.default).__name__
+        # A yes/no setting given alone (``--insecure-no-auth``) means yes.
+        switch: dict[str, Any] = {"nargs": "?", "const": True} if f.type == "bool" else {}
         parser.add_argument(
             _flag(f.name),
             *f.metadata.get("aliases", ()),
@@ -265,6 +309,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
             default=default,
             metavar=f.name.upper(),
             help=f"{f.metadata['help']} (env {var}, default: {f.default!r})",
+            **switch,
         )
 
 

@@ -29,6 +29,7 @@ from sleepsync.protocol.telemetry import TelemetrySample
 from .engine.api import NO_VITALS, GlitchInjected, PodFault, PodOffline, Telemetry
 
 __all__ = [
+    "ForgetInput",
     "MemberJoin",
     "MemberLeave",
     "RoomInput",
@@ -77,7 +78,17 @@ class TemplateInput:
     session: str = ""
 
 
-RoomInput: TypeAlias = MemberJoin | MemberLeave | StoryInput | TemplateInput
+@dataclass(frozen=True, slots=True)
+class ForgetInput:
+    """An operator asked to erase the room (its node checked the operator's token).
+
+    The owner never ticks it: it erases the room instead (see ``rooms``)."""
+
+    session: str
+    name: str
+
+
+RoomInput: TypeAlias = MemberJoin | MemberLeave | StoryInput | TemplateInput | ForgetInput
 
 
 def encode_input(item: RoomInput) -> bytes:
@@ -93,6 +104,8 @@ def encode_input(item: RoomInput) -> bytes:
         fields = {"k": "leave", "s": item.session}
     elif isinstance(item, StoryInput):
         fields = {"k": "say", "s": item.session, "n": item.name, "x": item.text}
+    elif isinstance(item, ForgetInput):
+        fields = {"k": "forget", "s": item.session, "n": item.name}
     else:
         fields = {
             "k": "template",
@@ -116,6 +129,8 @@ def decode_input(data: bytes) -> RoomInput:
             return MemberLeave(str(m["s"]))
         if kind == "say":
             return StoryInput(str(m["s"]), str(m["n"]), str(m["x"]))
+        if kind == "forget":
+            return ForgetInput(str(m["s"]), str(m["n"]))
         if kind == "template":
             fmt: TemplateFormat = "json" if m["f"] == "json" else "toml"
             return TemplateInput(str(m["n"]), fmt, str(m["x"]), str(m.get("s", "")))

@@ -15,6 +15,11 @@ the backend and broker start, and again while shutting down), ``GET
 /metrics`` gives the Prometheus counters. Any other plain HTTP request gets
 404; a websocket handshake before the node serves gets 503.
 
+Who may connect: with auth keys (``--auth-secret-file``,
+``--auth-public-key-file``) every hello needs a signed token; without them
+the node runs open, and refuses to be built for a non-loopback host unless
+``--insecure-no-auth`` (see :mod:`.auth`).
+
 Shutdown (:meth:`Node.stop`) is bounded by ``shutdown_grace``: clients are
 told with one broadcast, asked to close, and whoever has not finished
 closing when the grace ends (a client that stopped reading) is cut off.
@@ -42,6 +47,7 @@ from sleepsync.protocol.messages import Status
 from sleepsync.protocol.telemetry import Cue
 from sleepsync.protocol.topics import BrokerUrl
 
+from .auth import exposure, is_loopback, load_keys
 from .backend.base import Backend
 from .backend.memory import MemoryBackend
 from .backend.redis import RedisBackend
@@ -101,8 +107,14 @@ class Node:
         ``settings.mqtt_url``, or from an embedded broker it starts when that is empty.
         ``clock`` (monotonic seconds) times the rooms' ticks, leases and
         heartbeats; tests share one they can move forward between nodes.
+
+        Raises ValueError, in one sentence, for an unreadable key file or a
+        non-loopback host without auth (and without ``insecure_no_auth``).
         """
         self.settings = settings
+        self.keys = load_keys(settings)
+        #: What the node says at start about running without tokens (None: it has keys).
+        self.open_mode = exposure(settings, self.keys)
         if hooks is None and engine:
             hooks = engine_hooks(settings)
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -169,6 +181,7 @@ class Node:
             metrics=self.metrics,
             hooks=hooks,
             tasks=self.tasks,
+            keys=self.keys,
         )
         self.ready = False
         self._server: Server | None = None
@@ -249,6 +262,11 @@ class Node:
         self.tasks.spawn(self._run_parts(), "node parts")
         self.ready = True
         log.info("node %s serving on %s", self.node_id, self.url)
+        if self.open_mode is not None:
+            (log.info if is_loopback(self.settings.host) else log.warning)("%s", self.open_mode)
+        else:
+            algorithms = " or ".join(self.keys.algorithms()) if self.keys else ""
+            log.info("hello needs a token signed with %s", algorithms)
 
     async def _run_parts(self) -> None:
         async with asyncio.TaskGroup() as tg:

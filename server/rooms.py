@@ -7,7 +7,8 @@ between them and the backend:
 - :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
 - :mod:`.scheduler` — which rooms tick when (slots of the tick period).
 - :mod:`.ownership` — leases, the node's liveness, fair share, health.
-- :mod:`.janitor` — members of dead nodes leave; empty rooms retire.
+- :mod:`.janitor` — members of dead nodes leave; empty rooms retire (or go
+  quickly when they were never used).
 
 Owning. :meth:`RoomManager.take` acquires a room's lease; ``_install`` is the
 one way a room becomes owned, for a takeover and for a rebuild alike: it
@@ -26,6 +27,15 @@ consumed, in the same atomic, fenced operation (consume on commit), so an
 owner that lost its lease while paused leaves those inputs to the new owner.
 A room is snapshotted every ``snapshot_every`` ticks, and right after a tick
 that stored template uploads, so the store forgets their texts at once.
+
+Forgetting. An operator's ``forget`` reaches the owner as a
+:class:`~.inputs.ForgetInput` in the inbox. The owner does not tick a room
+whose inbox holds one: after the slot's commits it erases the room in one
+fenced backend operation (``forget_room``: every key, a tombstone left) and
+steps down. Nodes with clients in the room find its history gone and tell
+them (see ``Gateway.rejoin``). A retired room has no owner and no client:
+the node that got the request erases its retained keys itself
+(:meth:`RoomManager.forget_retired`, refused if the room came back).
 
 Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
 (:mod:`.outbox`): it is queued for the owner, or refused with an error for
@@ -48,10 +58,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sleepsync.protocol.errors import DecodeError, TooManyRooms
+from sleepsync.protocol.errors import DecodeError, SleepSyncError, TooManyRooms
 from sleepsync.protocol.telemetry import Cue
 
 from .backend.base import (
+    FORGOTTEN_TTL_MS,
     Backend,
     BackendError,
     Commit,
@@ -59,7 +70,7 @@ from .backend.base import (
     Lease,
 )
 from .config import Settings
-from .inputs import ExternalInput, MemberLeave, RoomInput, decode_input
+from .inputs import ExternalInput, ForgetInput, MemberLeave, RoomInput, decode_input
 from .janitor import Janitor
 from .metrics import Metrics
 from .outbox import Outbox
@@ -69,7 +80,7 @@ from .runner import RoomRunner
 from .scheduler import Slot, TickScheduler
 from .supervisor import Supervisor
 
-__all__ = ["OwnedRoom", "RoomManager"]
+__all__ = ["OwnedRoom", "RoomAbsent", "RoomManager"]
 
 log = logging.getLogger("sleepsync.rooms")
 
@@ -79,6 +90,13 @@ REPLAY_BATCH = 512
 EXTERNAL_QUEUE = 4096
 #: Seconds between two polls while waiting for another node to take a room.
 POLL = 0.05
+
+
+class RoomAbsent(SleepSyncError, peer=False):
+    """The room does not exist and the caller may not create it."""
+
+    code = "room_absent"
+
 
 CueSink = Callable[[str, list[Cue]], None]
 #: Called with (room, owned) when this node starts or stops owning a room.
@@ -129,7 +147,7 @@ class RoomManager:
             backend, settings, node_id, metrics, clock=clock, on_health=on_health
         )
         self.outbox = Outbox(backend, settings, metrics, self.ownership)
-        self.janitor = Janitor(settings.room_idle_seconds)
+        self.janitor = Janitor(settings.room_idle_seconds, settings.unused_room_seconds)
         self._clock = clock
         self._on_cues = on_cues
         self._on_ownership = on_ownership
@@ -164,23 +182,33 @@ class RoomManager:
         return True
 
     # ------------------------------------------------------------ ownership
-    async def open_room(self, room: str) -> None:
+    async def open_room(self, room: str, *, create: bool = True) -> bool:
         """Make sure ``room`` exists and has an owner (this node if no one else).
 
-        Raises TooManyRooms when the deployment is at ``max_rooms``.
+        True when this call created the room; a retired room is not created but
+        brought back as it was (see ``Backend.retire_room``). Raises TooManyRooms
+        when the deployment is at ``max_rooms``, RoomAbsent when the room does
+        not exist and ``create`` is False.
         """
+        self.metrics.backend_ops.labels("room_status").inc()
+        created = await self.backend.room_status(room) not in ("exists", "retired")
+        if created and not create:
+            raise RoomAbsent(f"room {room} does not exist")
         self.metrics.backend_ops.labels("create_room").inc()
         if not await self.backend.create_room(room, self.settings.max_rooms):
             raise TooManyRooms(f"the server holds its maximum of {self.settings.max_rooms} rooms")
+        if created:
+            self.metrics.rooms_created.inc()
         if room in self.owned or await self.backend.owner(room) is not None:
-            return
+            return created
         if not await self.ownership.under_share(len(self.owned)):
             # Leave the room to a node under its share; take it if no one does in time.
             for _ in range(int(self.settings.lease_ttl_ms / 1000 / POLL)):
                 await asyncio.sleep(POLL)
                 if room in self.owned or await self.backend.owner(room) is not None:
-                    return
+                    return created
         await self.take(room)
+        return created
 
     async def take(self, room: str) -> bool:
         """Try to become the room's owner; one attempt at a time per room."""
@@ -344,6 +372,7 @@ class RoomManager:
         self.metrics.backend_ops.labels("read_inputs").inc()
         inboxes = await self.backend.read_inputs(rooms, INBOX_BATCH)
         commits: dict[str, Commit] = {}
+        forgotten: dict[str, ForgetInput] = {}
         to_snapshot: list[str] = []
         now = time.time()
         for room in rooms:
@@ -351,6 +380,9 @@ class RoomManager:
             if owned is None:
                 continue
             commit = self._tick_room(owned, inboxes.get(room, ()), now)
+            if isinstance(commit, ForgetInput):
+                forgotten[room] = commit
+                continue
             if commit is not None:
                 commits[room] = commit
             # A snapshot right after a tick that stored templates lets the store
@@ -376,17 +408,52 @@ class RoomManager:
                     self.metrics.fenced.inc()
                     self.step_down(room, "append refused: a newer owner holds the room")
         await self._save_snapshots(to_snapshot)
+        for room, request in forgotten.items():
+            await self._forget(room, request)
+
+    async def forget_retired(self, room: str, operator: str) -> bool:
+        """Erase ``room`` now if it is retired: no owner runs it to do so.
+
+        False when it is not retired (live, missing, or created again meanwhile):
+        a live room is erased by its owner (a :class:`~.inputs.ForgetInput`).
+        """
+        self.metrics.backend_ops.labels("forget_room").inc()
+        if not await self.backend.forget_room(room, None, FORGOTTEN_TTL_MS):
+            return False
+        log.warning("retired room %s erased at the request of operator %s", room, operator)
+        self.metrics.rooms_removed.labels("forgotten").inc()
+        return True
+
+    async def _forget(self, room: str, request: ForgetInput) -> None:
+        """Erase the room at an operator's request (fenced), and let go of it."""
+        owned = self.owned.get(room)
+        if owned is None:
+            return
+        self.metrics.backend_ops.labels("forget_room").inc()
+        if await self.backend.forget_room(room, owned.lease.epoch, FORGOTTEN_TTL_MS):
+            log.warning("room %s erased at the request of operator %s", room, request.name)
+            self.metrics.rooms_removed.labels("forgotten").inc()
+            self.step_down(room, "forgotten")
+        else:
+            self.metrics.fenced.inc()
+            self.step_down(room, "forget refused: a newer owner holds the room")
 
     def _tick_room(
         self, owned: OwnedRoom, entries: Sequence[InboxEntry], now: float
-    ) -> Commit | None:
+    ) -> Commit | ForgetInput | None:
+        """One room's tick: the commit to store, or the request to erase the room
+        instead (the inputs with it are erased with the room)."""
         inputs: list[RoomInput] = list(owned.pending.values())
         owned.pending = {}
         for entry in entries:
             try:
-                inputs.append(decode_input(entry.data))
+                item = decode_input(entry.data)
             except DecodeError:
                 self.metrics.inputs_invalid.inc()
+                continue
+            if isinstance(item, ForgetInput):
+                return item
+            inputs.append(item)
         external, owned.external = owned.external, []
         consumed = entries[-1].id if entries else None
         epoch = owned.lease.epoch
@@ -490,6 +557,13 @@ class RoomManager:
         for room, sessions in sweep.gone.items():
             for session in sessions:
                 await self.backend.leave_presence(room, session)
+        for room in sweep.unused:
+            owned = self.owned.get(room)
+            # Retired with no retention time: removed at once, nothing of it kept.
+            if owned is not None and await self.backend.retire_room(room, owned.lease.epoch, 0):
+                log.info("room %s removed: empty, and never held a line, template or pod", room)
+                self.metrics.rooms_removed.labels("unused").inc()
+                self.step_down(room, "removed while empty")
         keep_ms = self.settings.retention_ms
         for room in sweep.idle:
             owned = self.owned.get(room)

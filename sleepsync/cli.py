@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sleepsync.server.cli",
         "generate Mosquitto credentials for the server and N pods",
     ),
+    "token": ("sleepsync.server.cli", "mint a signed token for one person (hello's token)"),
     "secrets": (
         "sleepsync.server.cli",
         "write the secrets of docker-compose.yml (MQTT, Redis, auth) into a directory",
@@ -37,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": (
         "sleepsync.client.cli",
         "load-test a deployment with simulated pods and observers",
+    ),
+    "forget": (
+        "sleepsync.client.cli",
+        "erase everything stored about a room (operator token)",
     ),
 }
 

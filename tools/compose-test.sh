@@ -11,8 +11,9 @@
 #
 #   1. docker-compose up -d of the whole stack with the `pods` profile, waiting
 #      for every healthcheck;
-#   2. tools/compose_drill.py: clients on both nodes' published ports, a pod's
-#      telemetry, the room's owner killed, the takeover timed, the gap check;
+#   2. tools/compose_drill.py: clients on both nodes' published ports (each with
+#      a token minted from the stack's auth_secret), a pod's telemetry, the
+#      room's owner killed, the takeover timed, the gap check;
 #   3. docker-compose down -v, then a check that no container, network, volume
 #      or socket service of this run is left.
 #
@@ -415,7 +416,8 @@ step up "redis, mosquitto, node-1, node-2 healthy; pods running"
 # ---------------------------------------------------------------- the drill
 if ! "$VENV/bin/python" "$ROOT/tools/compose_drill.py" \
     --node "node-1=ws://127.0.0.1:$p1" --node "node-2=ws://127.0.0.1:$p2" \
-    --room lounge --compose docker-compose |
+    --room lounge --compose docker-compose \
+    --auth-secret-file "$PROJECT_DIR/deploy/secrets/auth_secret" |
     tee "$RUN_DIR/drill.out" | sed 's/^/compose-test:   /'; then
     die "the failover drill failed"
 fi

@@ -14,6 +14,10 @@ clients go without events. ``RoomClient`` refuses an event whose seq does not
 follow the last one (a silent gap); a ``resync`` (an announced gap) is counted
 and fails the drill too, since a failover must be resumed, not resynced.
 
+The nodes require tokens (the compose file gives them ``SLEEPSYNC_AUTH_SECRET_FILE``):
+with ``--auth-secret-file`` (the stack's ``deploy/secrets/auth_secret``) the drill
+mints each client a token of its own, for the room, with its client's role.
+
 Steps and their times go to stdout as ``step NAME SECONDS`` lines and, as JSON,
 to ``--report``.
 """
@@ -35,7 +39,11 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed
 
 from sleepsync.client.connection import ClientError, RoomClient, SeqGap
+from sleepsync.protocol.identity import Keys, mint
 from sleepsync.protocol.messages import Event, Resync, Role, ServerMessage, Snapshot
+
+#: A drill token's time to live (s): far longer than any drill.
+TOKEN_TTL = 3600.0
 
 
 class DrillFailed(Exception):
@@ -57,13 +65,15 @@ class Watcher:
     urls: list[str]  # its own node first, then where it resumes
     room: str
     role: Role
+    #: The signed token its hello carries (None: the nodes run open).
+    token: str | None = field(default=None, repr=False)
     seen: list[Arrival] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     connects: int = 0
     task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        client = RoomClient(self.urls[0], self.room, self.name, role=self.role)
+        client = RoomClient(self.urls[0], self.room, self.name, role=self.role, token=self.token)
         i = 0
         try:
             while True:
@@ -157,7 +167,9 @@ async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Drill:
-    def __init__(self, nodes: dict[str, str], room: str, compose: list[str]) -> None:
+    def __init__(
+        self, nodes: dict[str, str], room: str, compose: list[str], keys: Keys | None = None
+    ) -> None:
         self.nodes = nodes  # compose service -> ws:// URL on the host
         self.room = room
         self.compose = compose
@@ -170,6 +182,12 @@ class Drill:
             for service, url in nodes.items()
             for role in ("dreamer", "observer")
         ]
+        if keys is not None:
+            now = time.time()
+            for w in self.watchers:
+                w.token = mint(
+                    keys, subject=w.name, rooms=room, role=w.role, now=now, ttl=TOKEN_TTL
+                )
 
     def step(self, name: str, detail: str = "") -> None:
         now = time.monotonic()
@@ -323,12 +341,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--room", default="lounge")
     parser.add_argument("--compose", default="docker-compose", help="the compose command")
     parser.add_argument("--report", type=Path, help="write the steps and results as JSON")
+    parser.add_argument(
+        "--auth-secret-file",
+        type=Path,
+        help="the nodes' token secret (deploy/secrets/auth_secret): mint a token per client",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     nodes = dict(n.split("=", 1) for n in args.node)
     if len(nodes) != 2:
         parser.error("give exactly two --node SERVICE=URL")
-    drill = Drill(nodes, args.room, args.compose.split())
+    keys = None
+    if args.auth_secret_file is not None:
+        try:
+            keys = Keys.load(secret=args.auth_secret_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--auth-secret-file: {exc}")
+    drill = Drill(nodes, args.room, args.compose.split(), keys)
     status = 0
     try:
         asyncio.run(drill.run())

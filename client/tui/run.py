@@ -21,8 +21,10 @@ def dream_app(
     give_up_after: float = 60.0,
     duration: float | None = None,
     ca_pem: str | None = None,
+    token: str | None = None,
 ) -> DreamApp:
-    client = RoomClient(urls, room, name, role=role, tls=websocket_tls(urls, ca_pem))
+    tls = websocket_tls(urls, ca_pem)
+    client = RoomClient(urls, room, name, role=role, tls=tls, token=token)
     link = ClientLink(
         client, connect_within=min(CONNECT_WITHIN, give_up_after), give_up_after=give_up_after
     )
@@ -41,6 +43,7 @@ def run_dream_screen(
     give_up_after: float = 60.0,
     duration: float | None = None,
     ca_pem: str | None = None,
+    token: str | None = None,
 ) -> int:
     app = dream_app(
         urls,
@@ -50,6 +53,7 @@ def run_dream_screen(
         give_up_after=give_up_after,
         duration=duration,
         ca_pem=ca_pem,
+        token=token,
     )
     app.run()
     return app.return_code or 0
@@ -62,14 +66,15 @@ def watch_app(
     name: str = "watcher",
     duration: float | None = None,
     ca_pem: str | None = None,
+    token: str | None = None,
 ) -> WatchApp:
     tls = websocket_tls(urls, ca_pem)
 
     def make_link(room: str) -> RoomLink:
-        return ClientLink(RoomClient(urls, room, name, role="observer", tls=tls))
+        return ClientLink(RoomClient(urls, room, name, role="observer", tls=tls, token=token))
 
     async def discover() -> list[str]:
-        return [info.room for info in await fetch_rooms(urls, name, tls=tls)]
+        return [info.room for info in await fetch_rooms(urls, name, tls=tls, token=token)]
 
     app = WatchApp(make_link, rooms, discover=None if rooms else discover, title=f"on {urls[0]}")
     if duration is not None:
@@ -84,7 +89,8 @@ def run_watch_screen(
     name: str = "watcher",
     duration: float | None = None,
     ca_pem: str | None = None,
+    token: str | None = None,
 ) -> int:
-    app = watch_app(urls, rooms, name=name, duration=duration, ca_pem=ca_pem)
+    app = watch_app(urls, rooms, name=name, duration=duration, ca_pem=ca_pem, token=token)
     app.run()
     return app.return_code or 0

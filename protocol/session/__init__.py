@@ -6,8 +6,9 @@ around them — the server's gateway, the client's ``RoomClient`` — only move
 bytes and carry those actions out, so every rule is tested without a socket.
 
 - :mod:`.server`: :class:`ServerSession` — hello first and once, the hello
-  timeout, the rate bucket, refused frames in a row, rooms and their limit,
-  roles (:data:`PERMISSIONS`), and which error code answers what.
+  timeout, the token and its expiry, the rate bucket, refused frames in a
+  row, rooms and their limits (new rooms a minute, template uploads), roles
+  (:data:`PERMISSIONS`, :data:`SEATS`), and which error code answers what.
 - :mod:`.client`: :class:`ClientSession` — seq tracking and gaps, the resume
   point per room, resyncs, and what to do about each error code
   (:data:`ERROR_REACTIONS`).
@@ -31,11 +32,13 @@ from .server import (
     MAX_CLOSE_REASON,
     PERMISSIONS,
     RULES,
+    SEATS,
     UNREAD_REF,
     ApplyTemplate,
     Close,
     EnterRoom,
     FetchRooms,
+    ForgetRoom,
     LeaveRoom,
     Request,
     Rule,
@@ -51,6 +54,7 @@ __all__ = [
     "MAX_CLOSE_REASON",
     "PERMISSIONS",
     "RULES",
+    "SEATS",
     "UNREAD_REF",
     "ApplyTemplate",
     "ClientAction",
@@ -59,6 +63,7 @@ __all__ = [
     "Deliver",
     "EnterRoom",
     "FetchRooms",
+    "ForgetRoom",
     "Gap",
     "GiveUp",
     "LeaveRoom",

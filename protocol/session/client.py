@@ -18,6 +18,8 @@ from ..errors import LocalError, RemoteError
 from ..messages import (
     Error,
     Event,
+    Forget,
+    Forgotten,
     Hello,
     Join,
     Leave,
@@ -71,8 +73,12 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "hello_repeated": "report",
     "already_joined": "report",
     "not_joined": "report",
+    "unauthorized": "give_up",
     "forbidden": "report",
+    "name_taken": "report",
     "too_many_rooms": "report",
+    "too_many_new_rooms": "report",
+    "upload_too_soon": "retry",
     "rate_limited": "reconnect",
     "too_many_bad_frames": "give_up",
     "hello_timeout": "reconnect",
@@ -81,6 +87,7 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "rooms_exhausted": "retry",
     "server_full": "reconnect",
     "slow_consumer": "reconnect",
+    "room_forgotten": "give_up",
     "internal": "reconnect",
     "room_starting": "retry",
     "room_unavailable": "reconnect",
@@ -163,7 +170,8 @@ class ClientSession:
     """The client's side: rooms wanted, their resume points, seq checks."""
 
     name: str
-    token: str | None = None
+    #: The signed token said in hello (never shown in a repr or a log line).
+    token: str | None = field(default=None, repr=False)
     rooms: dict[str, _Membership] = field(default_factory=dict)
     #: The welcome of the current connection (None until it came).
     welcome: Welcome | None = None
@@ -234,6 +242,10 @@ class ClientSession:
             raise LocalError(f"not in room {room}")
         return [Send(Say(room, text))]
 
+    def forget(self, room: str) -> list[ClientAction]:
+        """Ask the server to erase everything stored about ``room`` (operators only)."""
+        return [Send(Forget(room))]
+
     def receive(self, frame: Message | RemoteError) -> list[ClientAction]:
         """One frame from the server, decoded (or the error decoding it raised)."""
         if isinstance(frame, RemoteError):
@@ -256,7 +268,7 @@ class ClientSession:
         if isinstance(frame, Welcome):
             self.welcome = frame
             return [Deliver(frame)]
-        if isinstance(frame, Left | Rooms | Status):
+        if isinstance(frame, Left | Rooms | Status | Forgotten):
             return [Deliver(frame)]
         return []  # a client message: not for a client to act on
 

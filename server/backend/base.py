@@ -40,7 +40,18 @@ Retention: an owner retires a room that stayed empty for a while
 (:meth:`Backend.retire_room`): its stored events, snapshot and inbox then
 live for a retention time, and creating the room again within it resumes
 the room where it stopped. ``list_rooms``, leases, inputs and the fair
-share see live rooms only.
+share see live rooms only. A room that was never used (only joined) is not
+worth keeping: its owner retires it with no retention time, which removes
+it at once.
+
+Forgetting: an operator's ``forget`` is carried out by the room's owner
+(``forget_room``): every key of the room goes at once, fenced by the lease
+epoch, whoever is still in it, and a *tombstone* stays for
+:data:`FORGOTTEN_TTL_MS` so that the nodes whose clients were in the room
+tell them (``room_status`` is ``"forgotten"``) instead of opening the room
+again for them. The tombstone holds the room id and nothing else. A retired
+room has no owner: its retained keys are erased the same way, without an
+epoch, as long as it is still retired (``room_status`` is ``"retired"``).
 
 Nodes send heartbeats; the owner of a room removes the presence of sessions
 whose node stopped beating, and nodes take rooms up to a fair share of the
@@ -51,11 +62,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, TypeAlias
 
 from sleepsync.protocol.errors import SleepSyncError
 
 __all__ = [
+    "FORGOTTEN_TTL_MS",
     "Backend",
     "BackendError",
     "Commit",
@@ -67,8 +79,18 @@ __all__ = [
     "Member",
     "RoomMissing",
     "RoomSnapshot",
+    "RoomStatus",
     "StoredEvent",
 ]
+
+#: How long a forgotten room's tombstone lasts (ms): longer than any node
+#: needs to notice that the room's history vanished and tell its clients.
+FORGOTTEN_TTL_MS = 60_000
+
+#: Whether a room is live (``exists``), retired (idle, its state kept for the
+#: retention time), or not: never or no longer (``missing``), or erased by an
+#: operator within FORGOTTEN_TTL_MS (``forgotten``).
+RoomStatus: TypeAlias = Literal["exists", "retired", "missing", "forgotten"]
 
 
 class BackendError(SleepSyncError):
@@ -208,6 +230,21 @@ class Backend(Protocol):
 
         Owners call it every round: a room created again while its owner was
         retiring it may have been taken off the registry after it came back.
+        """
+        ...
+
+    async def room_status(self, room: str) -> RoomStatus:
+        """Is ``room`` live, retired, missing, or forgotten (a tombstone is left)?"""
+        ...
+
+    async def forget_room(self, room: str, epoch: int | None, tombstone_ms: int) -> bool:
+        """Erase every key of ``room``, whoever is in it and whatever waits in its
+        inbox, take it off the registry and the retired rooms, and leave a
+        tombstone for ``tombstone_ms``.
+
+        With an ``epoch``, only while it is still current (the owner's request);
+        with None, only while the room is retired (no one owns it). False
+        otherwise: fenced, created again, or nothing to erase.
         """
         ...
 

@@ -30,6 +30,7 @@ from .base import (
     Member,
     RoomMissing,
     RoomSnapshot,
+    RoomStatus,
     StoredEvent,
 )
 
@@ -83,6 +84,8 @@ class MemoryBackend:
         self._max_retained = max_retained
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
+        #: Forgotten rooms -> when their tombstone expires (clock seconds).
+        self._tombstones: dict[str, float] = {}
         self._nodes: dict[str, float] = {}
         self._changed = asyncio.Event()
 
@@ -146,6 +149,29 @@ class MemoryBackend:
 
     async def list_rooms(self) -> list[str]:
         return sorted(room for room in list(self._rooms) if self._live(room) is not None)
+
+    async def room_status(self, room: str) -> RoomStatus:
+        state = self._stored(room)
+        if state is not None:
+            return "exists" if state.expires is None else "retired"
+        until = self._tombstones.get(room)
+        if until is not None and until > self._now():
+            return "forgotten"
+        self._tombstones.pop(room, None)
+        return "missing"
+
+    async def forget_room(self, room: str, epoch: int | None, tombstone_ms: int) -> bool:
+        state = self._stored(room)
+        if state is None:
+            return False
+        if epoch is None and state.expires is None:
+            return False  # live: only its owner erases it, fenced by its epoch
+        if epoch is not None and state.epoch != epoch:
+            return False
+        del self._rooms[room]
+        self._tombstones[room] = self._now() + tombstone_ms / 1000
+        self._wake()
+        return True
 
     # -- ownership
     def _held(self, state: _Room) -> bool:

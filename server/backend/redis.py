@@ -24,6 +24,11 @@ the keys of one room only:
   the APPEND script removes entries, through the last one the owner consumed
   (XTRIM MINID), after it checked the epoch: consume on commit.
 - ``{room:ID}:presence`` hash: session -> msgpack [name, role, node].
+- ``{room:ID}:forgotten`` a tombstone (``1``, PX ``FORGOTTEN_TTL_MS``) left by
+  the FORGET script, which deletes every other key of the room at once
+  (``ROOM_PARTS``), fenced by the epoch like an append, or for a retired
+  room (no owner, no epoch to fence with) only while its epoch key still
+  has a time to live.
 
 Three global keys: ``sleepsync:rooms`` (set, the registry of live rooms),
 ``sleepsync:retired`` (sorted set, retired room -> expiry in Redis time ms:
@@ -76,6 +81,7 @@ from .base import (
     Member,
     RoomMissing,
     RoomSnapshot,
+    RoomStatus,
     StoredEvent,
 )
 
@@ -152,6 +158,19 @@ return 1
     "keep": """
 redis.call('SADD', KEYS[1], unpack(ARGV))
 redis.call('ZREM', KEYS[2], unpack(ARGV))
+return 1
+""",
+    # KEYS: every room key, epoch first, then the tombstone. ARGV: epoch ('': the room must
+    # be retired), tombstone ms. Erases the room whoever is in it, if the epoch is current
+    # (or the room still retired: its epoch key expires); leaves the tombstone.
+    "forget": """
+if ARGV[1] == '' then
+  if redis.call('PTTL', KEYS[1]) < 0 then return 0 end
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', unpack(KEYS, 1, #KEYS - 1))
+redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[2])
 return 1
 """,
     # KEYS: owner, epoch. ARGV: node, ttl ms. -> the new epoch (string) or nil.
@@ -397,6 +416,38 @@ class RedisBackend:
     async def list_rooms(self) -> list[str]:
         members = await self._guard(lambda: self._redis.smembers(REGISTRY))
         return sorted(m.decode() for m in members)
+
+    async def room_status(self, room: str) -> RoomStatus:
+        async def read() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.sismember(REGISTRY, room)
+            pipe.pttl(room_key(room, "epoch"))
+            pipe.exists(room_key(room, "forgotten"))
+            return list(await pipe.execute())
+
+        registered, epoch_ttl, tombstone = await self._guard(read)
+        # A live room has an epoch key without a time to live (even while it is
+        # off the registry for a round, see keep_registered); a retired one, with.
+        if registered or epoch_ttl == -1:
+            return "exists"
+        if epoch_ttl >= 0:
+            return "retired"
+        return "forgotten" if tombstone else "missing"
+
+    async def forget_room(self, room: str, epoch: int | None, tombstone_ms: int) -> bool:
+        keys = _keys(room, *ROOM_PARTS, "forgotten")
+        fence = "" if epoch is None else epoch
+        if not await self._script("forget", keys, fence, tombstone_ms):
+            return False
+
+        async def unlist() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.srem(REGISTRY, room)
+            pipe.zrem(RETIRED, room)
+            await pipe.execute()
+
+        await self._guard(unlist)
+        return True
 
     # ------------------------------------------------------------ ownership
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:

@@ -25,7 +25,10 @@ import pytest
 import yaml
 
 from sleepsync.cli import build_parser
+from sleepsync.client.cli import TOKEN_ENV
+from sleepsync.protocol.identity import Keys, mint, verify
 from sleepsync.protocol.topics import BrokerUrl
+from sleepsync.server.auth import exposure, load_keys
 from sleepsync.server.broker import SERVER_USER, write_credentials
 from sleepsync.server.config import Settings, env_name
 from sleepsync.server.secret_files import COMPOSE_SECRETS, write_compose_secrets
@@ -38,9 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SETTINGS_ENV = {env_name(f.name): f for f in fields(Settings)}
-#: Settings the compose file wires before they land on this branch (the identity
-#: branch adds --auth-secret-file); each must become a setting when it merges.
-PENDING_SETTINGS = {"SLEEPSYNC_AUTH_SECRET_FILE"}
+AUTH_SECRET_ENV = env_name("auth_secret_file")
 SECRETS_DIR = "deploy/secrets"
 #: Mounted files that are generated, never committed, and the command that makes them.
 GENERATED = {
@@ -140,8 +141,6 @@ def test_every_node_env_var_is_a_setting() -> None:
         env = node["environment"]
         assert env, name
         for var, value in env.items():
-            if var in PENDING_SETTINGS:
-                continue
             assert var in SETTINGS_ENV, f"{name}: {var} is not a sleepsync serve setting"
             field = SETTINGS_ENV[var]
             kind = type(field.default)
@@ -219,6 +218,31 @@ def test_secrets_are_files_that_sleepsync_secrets_writes(tmp_path: Path) -> None
     write_credentials(2, tmp_path / "passwd", creds)
     write_compose_secrets(tmp_path / "secrets", creds)
     assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == sorted(declared)
+
+
+def test_the_auth_secret_is_one_the_nodes_accept_and_tokens_are_minted_with(
+    tmp_path: Path,
+) -> None:
+    """Nodes bind 0.0.0.0, so without auth they would refuse to start: the secret
+    ``sleepsync secrets`` writes is an HS256 secret that ``--auth-secret-file`` loads."""
+    creds = tmp_path / "passwd.credentials"
+    write_credentials(1, tmp_path / "passwd", creds)
+    write_compose_secrets(tmp_path / "secrets", creds)
+    for node in node_services().values():
+        env = {k: on_host(str(v), tmp_path / "secrets") for k, v in node["environment"].items()}
+        settings = Settings(host=env["SLEEPSYNC_HOST"], auth_secret_file=env[AUTH_SECRET_ENV])
+        keys = load_keys(settings)
+        assert keys is not None and keys.algorithms() == ("HS256",)
+        assert exposure(settings, keys) is None, "a node on 0.0.0.0 with its secret starts"
+    token = mint(keys, subject="lila", rooms="lounge", role="dreamer", now=time.time(), ttl=60)
+    assert verify(token, keys, time.time()).subject == "lila"
+
+
+def test_the_client_service_takes_its_token_from_the_shell() -> None:
+    """``SLEEPSYNC_TOKEN`` passes through (a name alone: the value is the caller's)."""
+    client = services()["client"]
+    assert client["environment"] == [TOKEN_ENV]
+    assert TOKEN_ENV in COMPOSE.read_text().split("\nx-node", 1)[0], "documented in the header"
 
 
 def test_node_ports_and_healthchecks_match_the_configured_port() -> None:
@@ -472,9 +496,10 @@ def run_healthcheck(service: dict[str, Any], secrets: Path, **replace: str) -> i
 
 
 @contextlib.contextmanager
-def local_stack(tmp_path: Path) -> Iterator[tuple[list[str], LocalMosquitto, Path]]:
+def local_stack(tmp_path: Path) -> Iterator[tuple[list[str], LocalMosquitto, Path, Keys]]:
     """redis, mosquitto and the compose file's nodes, as local processes, with the
-    secrets ``sleepsync secrets`` writes, given to them the way the compose file does."""
+    secrets ``sleepsync secrets`` writes, given to them the way the compose file does;
+    and the keys clients' tokens are minted with (the ``auth_secret``)."""
     creds = tmp_path / "passwd.credentials"
     write_credentials(4, tmp_path / "passwd", creds)
     secrets = tmp_path / "secrets"
@@ -525,7 +550,8 @@ def local_stack(tmp_path: Path) -> Iterator[tuple[list[str], LocalMosquitto, Pat
             urls.append(f"ws://127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):
             _wait_http(url.replace("ws://", "http://") + "/readyz", proc)
-        yield urls, mosquitto, secrets / "pod_credentials"
+        keys = Keys.load(secret=(secrets / "auth_secret").read_bytes())
+        yield urls, mosquitto, secrets / "pod_credentials", keys
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -549,11 +575,16 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 async def test_the_compose_topology_runs_as_local_processes(tmp_path: Path) -> None:
-    with local_stack(tmp_path) as (urls, mosquitto, creds):
+    with local_stack(tmp_path) as (urls, mosquitto, creds, keys):
         assert len(urls) == 2
+
+        def token(name: str) -> str:
+            now = time.time()
+            return mint(keys, subject=name, rooms="lounge", role="dreamer", now=now, ttl=300)
+
         async with (
-            Follower([urls[0]], "lounge", "ana") as ana,
-            Follower([urls[1]], "lounge", "bo") as bo,
+            Follower([urls[0]], "lounge", "ana", token=token("ana")) as ana,
+            Follower([urls[1]], "lounge", "bo", token=token("bo")) as bo,
         ):
             await wait_for(lambda: bool(ana.events() and bo.events()), 20, "events on both")
             pods = await asyncio.create_subprocess_exec(

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from sleepsync.protocol.identity import Keys, verify
 from sleepsync.protocol.messages import Event, Snapshot
+from sleepsync.server.broker import write_credentials
+from sleepsync.server.secret_files import write_compose_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +101,23 @@ class TestSameEvents:
         d = self._drill(log, log, log, other)
         with pytest.raises(drill.DrillFailed, match=r"disagree on event \(1, 6\)"):
             d.same_events()  # type: ignore[attr-defined]
+
+
+class TestTokens:
+    def test_each_client_gets_a_token_for_the_room_with_its_role(self, tmp_path: Path) -> None:
+        # The secret `sleepsync secrets` writes for the stack is the one the drill reads.
+        creds = tmp_path / "passwd.credentials"
+        write_credentials(1, tmp_path / "passwd", creds)
+        write_compose_secrets(tmp_path / "secrets", creds)
+        keys = Keys.load(secret=(tmp_path / "secrets/auth_secret").read_bytes())
+        nodes = {"node-1": "ws://a", "node-2": "ws://b"}
+        d = drill.Drill(nodes, "lounge", ["docker-compose"], keys)
+        now = time.time()
+        for w in d.watchers:  # type: ignore[attr-defined]
+            claims = verify(w.token, keys, now)
+            assert (claims.subject, claims.rooms, claims.role) == (w.name, "lounge", w.role)
+        assert {w.role for w in d.watchers} == {"dreamer", "observer"}  # type: ignore[attr-defined]
+
+    def test_without_a_secret_clients_carry_no_token(self) -> None:
+        d = drill.Drill({"node-1": "ws://a", "node-2": "ws://b"}, "lounge", ["docker-compose"])
+        assert all(w.token is None for w in d.watchers)  # type: ignore[attr-defined]

@@ -21,9 +21,12 @@ from sleepsync.protocol.errors import (
 from sleepsync.protocol.messages import (
     CLIENT_TYPES,
     MAX_TEMPLATE_TEXT,
+    MAX_TOKEN,
     MESSAGE_TYPES,
     Error,
     Event,
+    Forget,
+    Forgotten,
     Hello,
     Join,
     Leave,
@@ -135,6 +138,8 @@ messages = st.one_of(
         ),
     ),
     st.builds(Left, room=rooms),
+    st.builds(Forget, room=rooms),
+    st.builds(Forgotten, room=rooms),
     st.builds(
         Status,
         state=st.sampled_from(["ok", "degraded", "shutting_down"]),
@@ -166,6 +171,8 @@ def test_every_message_type_is_covered_by_the_strategy() -> None:
         Error,
         Rooms,
         Left,
+        Forget,
+        Forgotten,
         Status,
     }
     assert seen == set(MESSAGE_TYPES.values())
@@ -374,7 +381,7 @@ class TestMessageEdges:
         with pytest.raises(InvalidMessage, match=r"hello\.version"):
             Hello("lila", version=-1)
         with pytest.raises(InvalidMessage, match=r"hello\.token"):
-            Hello("lila", token="x" * 300)
+            Hello("lila", token="x" * (MAX_TOKEN + 1))
         with pytest.raises(InvalidMessage, match=r"say\.text"):
             Say("ok", " padded ")
         with pytest.raises(InvalidMessage, match=r"resume\.seq"):

@@ -7,6 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from sleepsync.client.connection import RoomClient
+from sleepsync.client.forget import forget_room
 from sleepsync.protocol.messages import Snapshot
 from sleepsync.server.backend.redis import RedisBackend
 
@@ -81,5 +82,34 @@ async def test_joining_an_idle_room_again_keeps_it_with_its_story(
                 assert all(ttl == -1 for key, ttl in keys.items() if not key.endswith(":owner"))
                 assert await redis.smembers("sleepsync:rooms") == {b"dusk"}
                 assert await redis.zcard("sleepsync:retired") == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_forgetting_a_retired_room_erases_what_is_kept_of_it(
+    shared_redis: RedisServer,
+) -> None:
+    """A retired room has no owner to carry out ``forget``: the node that got the
+    request erases its retained keys (and it leaves the retired set) at once."""
+    shared_redis.command("FLUSHALL")
+    redis = Redis.from_url(shared_redis.url)
+    settings = {"room_idle_seconds": 0.3, "retention_hours": 1.0, "lease_ttl_ms": 600}
+    try:
+        backend = RedisBackend(shared_redis.url)
+        async with running_node(backend=backend, **settings) as node:
+            client = RoomClient(node.url, "dusk", "lila")
+            async with Recorder(client) as rec:
+                await client.say("a line to forget")
+                await wait_for(lambda: bool(rec.items("said")), what="the line")
+            await wait_for(lambda: node.rooms.owned == {}, 10, "the room to go idle")
+            assert await backend.room_status("dusk") == "retired"
+            assert await redis.zrange("sleepsync:retired", 0, -1) == [b"dusk"]
+            # Open mode on loopback: anyone here is an operator.
+            await forget_room(node.url, "dusk", "anna", None, timeout=10)
+            assert set(await room_keys(redis, "dusk")) == {"{room:dusk}:forgotten"}
+            assert await redis.zcard("sleepsync:retired") == 0
+            assert await backend.room_status("dusk") == "forgotten"
+            assert node.metrics.value("sleepsync_rooms_removed_total", reason="forgotten") == 1
+            assert node.rooms.owned == {}, "not brought back to be erased"
     finally:
         await redis.aclose()

@@ -14,7 +14,8 @@ the last 300, 18.9 KB per upload, nearly all in the event stream); now
 125,504 B (+88,904 B, about 300 B per upload: the events' frames and
 digests, which the stream's MAXLEN bounds like any other event).
 
-The client's inbound rate is raised far above the defaults here: the bound
+The client's inbound rate and its template uploads (``--template-upload-interval``
+0: no wait between two) are raised far above the defaults here: the bound
 must hold whatever the per-connection limits let through.
 """
 
@@ -41,6 +42,7 @@ TEMPLATE_BYTES = 16_000
 FLOOD_SETTINGS: dict[str, Any] = {
     "max_inbound_rate": 10_000.0,
     "inbound_burst": 10_000,
+    "template_upload_interval": 0.0,
     "tick_hz": 20.0,
 }
 

@@ -23,6 +23,7 @@ from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
 from sleepsync.server.engine.api import NO_VITALS, PodOffline, Telemetry
 from sleepsync.server.inputs import (
+    ForgetInput,
     MemberJoin,
     MemberLeave,
     RoomInput,
@@ -210,6 +211,50 @@ class TestPods:
         assert {"joined", "left", "said", "pod_offline", "pod_online", "template_rejected"} <= seen
 
 
+class TestPodNames:
+    """A websocket member is never a pod, and never takes a pod's dreamer away."""
+
+    def test_a_join_under_a_pod_name_is_refused_to_its_session(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([], [sample("pod1", 1)])
+        out = room.apply([join("s1", "pod1"), StoryInput("s1", "pod1", "I am the pod")])
+        refused = [i for i in out.items if isinstance(i, InputRefused)]
+        assert [(i.session, i.input) for i in refused] == [("s1", "join"), ("s1", "say")]
+        assert room.session_count == 0 and "pod1" not in room.dreamers()
+        out = room.apply([MemberLeave("s1")], [sample("pod1", 2)])
+        assert _dreamers(out.items) == ["pod1"], "the pod's dreamer is still there"
+
+    def test_a_pod_that_comes_under_a_members_name_keeps_its_dreamer_when_the_member_leaves(
+        self,
+    ) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([join("s1", "lila")])
+        room.apply([], [sample("lila", 1)])
+        out = room.apply([MemberLeave("s1")], [sample("lila", 2)])
+        assert ("left", "lila", "dreamer") in kinds(out.items)
+        assert _dreamers(out.items) == ["lila"]
+
+
+class TestUse:
+    def test_a_room_is_used_once_it_held_a_line_a_template_or_a_pod(self) -> None:
+        hooks = engine_hooks(Settings())
+        joined = RoomState("r", hooks=hooks)
+        joined.apply([join("s1", "lila"), MemberLeave("s1")])
+        assert not joined.used
+        told = RoomState("r", hooks=hooks)
+        told.apply([join("s1", "lila"), StoryInput("s1", "lila", "once")])
+        podded = RoomState("r", hooks=hooks)
+        podded.apply([], [sample("pod1", 1)])
+        assert told.used and podded.used
+        assert RoomState.restore(told.snapshot(), hooks).used
+        assert not RoomState.restore(joined.snapshot(), hooks).used
+
+
+def _dreamers(items: list[EventItem]) -> list[str]:
+    moods = [i for i in items if isinstance(i, Mood)]
+    return [row.name for row in moods[-1].dreamers] if moods else []
+
+
 class TestSnapshots:
     def test_restore_continues_identically(self) -> None:
         hooks = engine_hooks(Settings())
@@ -237,6 +282,7 @@ class TestInputCodec:
                     st.sampled_from(["dreamer", "observer"]),
                 ),
                 st.builds(MemberLeave, st.text(max_size=8)),
+                st.builds(ForgetInput, st.text(max_size=8), st.text(max_size=8)),
                 st.builds(
                     StoryInput, st.text(max_size=8), st.text(max_size=8), st.text(max_size=50)
                 ),

@@ -542,6 +542,34 @@ async def test_joining_a_retired_room_resumes_it_where_it_stopped(world: World) 
     assert [line["text"] for line in story] == ["before the night", "after"]  # type: ignore[index, union-attr]
 
 
+async def test_a_retired_room_is_opened_again_not_created(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.submit("r", StoryInput("s1", "lila", "kept"))
+    await a.tick_once()
+    await world.leave(a, "r", "s1")
+    await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
+    assert await world.backend.room_status("r") == "retired"
+    created = a.metrics.value("sleepsync_rooms_created_total")
+    # A join that may not create a room (its budget is spent) still brings it back.
+    assert not await a.open_room("r", create=False)
+    assert await world.backend.room_status("r") == "exists"
+    assert a.metrics.value("sleepsync_rooms_created_total") == created
+
+
+async def test_a_room_never_used_is_removed_not_retired(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.tick_once()
+    await world.leave(a, "r", "s1")
+    await world.elapse(SETTINGS.unused_room_seconds + LEASE, a)
+    assert a.owned == {} and await world.backend.room_status("r") == "missing"
+    assert a.metrics.value("sleepsync_rooms_removed_total", reason="unused") == 1
+    assert a.metrics.value("sleepsync_rooms_retired_total") == 0
+
+
 async def test_release_all_hands_rooms_back_with_their_state(world: World) -> None:
     a, b = world.node("a"), world.node("b")
     await a.maintain()

@@ -60,8 +60,92 @@ class BackendConformance:
         assert await b.append_many({"a": Commit(lease.epoch, (), entry.id)}) == {"a": True}
         assert await b.retire_room("a", lease.epoch, 0), "0: removed at once"
         assert await b.list_rooms() == []
+
+    async def test_room_status_tells_registered_from_missing(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        assert await b.room_status("a") == "missing"
+        await b.create_room("a", 10)
+        assert await b.room_status("a") == "exists"
+
+    async def test_forget_room_erases_a_busy_room_and_leaves_a_tombstone(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_many({"a": Commit(lease.epoch, [ev(lease.epoch, 1)])})
+        await b.save_snapshot("a", RoomSnapshot(lease.epoch, 1, b"s", b"v"), lease.epoch)
+        await b.join_presence("a", Member("s1", "lila", "dreamer", "n1"), 5)
+        await b.push_input("a", b"say")
+        assert not await b.forget_room("a", lease.epoch + 1, 60_000), "fenced"
+        assert await b.room_status("a") == "exists"
+        assert await b.forget_room("a", lease.epoch, 60_000)
+        assert await b.room_status("a") == "forgotten"
+        assert await b.list_rooms() == []
+        assert await b.read_events("a", 0, 10) == []
+        assert await b.load_snapshot("a") is None
+        assert await b.presence("a") == []
+        assert await b.read_inputs(["a"], 10) == {}
+        assert await b.owner("a") is None
+        assert not await b.forget_room("a", lease.epoch, 60_000), "nothing left to erase"
+        await b.create_room("a", 10)
+        assert await b.room_status("a") == "exists", "a room made again is a new room"
+        assert await b.read_events("a", 0, 10) == []
+
+    async def test_a_tombstone_expires(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        assert await b.forget_room("a", lease.epoch, 50)
+        await asyncio.sleep(0.2)
+        assert await b.room_status("a") == "missing"
         assert await b.load_snapshot("a") is None
         assert await b.owner("a") is None
+
+    async def test_forget_room_erases_a_retired_room_and_its_templates(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        commit = Commit(lease.epoch, [ev(lease.epoch, 1)], templates={"d1": b"t"})
+        assert await b.append_many({"a": commit}) == {"a": True}
+        assert not await b.forget_room("a", None, 60_000), "a live room is its owner's to erase"
+        assert await b.read_templates("a") == {"d1": b"t"}
+        assert await b.retire_room("a", lease.epoch, 60_000)
+        assert await b.room_status("a") == "retired"
+        assert await b.forget_room("a", None, 60_000)
+        assert await b.room_status("a") == "forgotten"
+        assert await b.read_events("a", 0, 10) == []
+        assert await b.read_templates("a") == {}
+        assert await b.load_snapshot("a") is None
+        assert not await b.forget_room("a", None, 60_000), "nothing left to erase"
+        assert await b.create_room("a", 10)
+        assert await b.read_events("a", 0, 10) == [], "not revived: a new room"
+
+    async def test_a_fenced_forget_also_erases_a_retired_room(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend(max_retained=1)
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_events("a", lease.epoch, [ev(lease.epoch, 1)])
+        assert await b.retire_room("a", lease.epoch, 120_000)
+        assert await b.forget_room("a", lease.epoch, 60_000)
+        assert await b.read_events("a", 0, 10) == []
+        # It left the retired rooms: another one, closer to expiring, takes the one place.
+        await b.create_room("b", 10)
+        other = await b.acquire_lease("b", "n1", 5000)
+        assert other is not None
+        await b.append_events("b", other.epoch, [ev(other.epoch, 1)])
+        assert await b.retire_room("b", other.epoch, 60_000)
+        assert [e.seq for e in await b.read_events("b", 0, 10)] == [1]
 
     async def test_a_retired_room_is_kept_then_expires(self, make_backend: MakeBackend) -> None:
         b = await make_backend()
@@ -74,6 +158,7 @@ class BackendConformance:
         assert await b.retire_room("a", lease.epoch, 400)
         # Off the registry, no owner, no lease, no input; its state is still there.
         assert await b.list_rooms() == [] and await b.owner("a") is None
+        assert await b.room_status("a") == "retired"
         assert await b.acquire_lease("a", "n2", 5000) is None
         with pytest.raises(RoomMissing):
             await b.push_input("a", b"x")
@@ -83,6 +168,7 @@ class BackendConformance:
         assert await b.load_snapshot("a") is None
         assert await b.read_events("a", 0, 10) == []
         assert await b.acquire_lease("a", "n2", 5000) is None
+        assert await b.room_status("a") == "missing"
 
     async def test_a_retired_room_created_again_comes_back_as_it_was(
         self, make_backend: MakeBackend
@@ -95,6 +181,7 @@ class BackendConformance:
         assert await b.retire_room("a", lease.epoch, 300)
         assert await b.create_room("a", 10)
         assert await b.list_rooms() == ["a"]
+        assert await b.room_status("a") == "exists"
         await asyncio.sleep(0.4)  # past the retention: it is kept for good again
         again = await b.acquire_lease("a", "n2", 5000)
         assert again is not None and again.epoch == lease.epoch + 1

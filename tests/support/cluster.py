@@ -137,9 +137,17 @@ class Follower:
     ``RoomClient`` checks every seq: a gap or a duplicate ends up in ``gaps``.
     """
 
-    def __init__(self, urls: list[str], room: str, name: str, role: Role = "dreamer") -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        room: str,
+        name: str,
+        role: Role = "dreamer",
+        *,
+        token: str | None = None,
+    ) -> None:
         self.urls = urls
-        self.client = RoomClient(urls, room, name, role=role)
+        self.client = RoomClient(urls, room, name, role=role, token=token)
         self.messages: list[ServerMessage] = []
         self.gaps: list[str] = []
         self.connects = 0
