@@ -10,6 +10,8 @@ part out of order, or a connection that fails becomes a :class:`HistoryError`.
 from __future__ import annotations
 
 import asyncio
+import ssl
+from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidURI, WebSocketException
@@ -48,11 +50,17 @@ async def fetch_history(
     name: str = "journal",
     token: str | None = None,
     timeout: float = 120.0,
+    tls: ssl.SSLContext | None = None,
 ) -> bytes:
-    """The journal bytes of ``room``'s retained history (raises :class:`HistoryError`)."""
+    """The journal bytes of ``room``'s retained history (raises :class:`HistoryError`).
+
+    ``token`` is hello's signed token (its subject must be ``name``; it must
+    cover ``room``); ``tls`` the context of a ``wss://`` URL
+    (:func:`~.connection.websocket_tls`)."""
+    extra: dict[str, Any] = {} if tls is None else {"ssl": tls}
     try:
         async with asyncio.timeout(timeout):
-            async with connect(url, max_size=MAX_FRAME, compression=None) as ws:
+            async with connect(url, max_size=MAX_FRAME, compression=None, **extra) as ws:
                 await ws.send(encode(Hello(name, token=token)))
                 _expect_welcome(decode(_binary(await ws.recv()), LIMITS))
                 await ws.send(encode(History(room)))

@@ -18,14 +18,16 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import re
 import secrets
 import signal
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -35,9 +37,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from sleepsync.protocol.errors import SleepSyncError
+from sleepsync.protocol.identity import Keys, mint, unverified_subject
 from sleepsync.protocol.topics import BrokerUrl, explain_connect_error, pod_ids
 from sleepsync.protocol.wire import NAME_RE
 
+from .connection import websocket_tls
 from .loadstats import LatencyHistogram, LoadReport, Schedule, WorkerTotals, parse_metrics
 from .loadworker import LoadPlan, Worker, run_worker_process
 
@@ -67,8 +72,13 @@ class LoadOptions:
     credentials: tuple[tuple[str, str], ...] = ()
     pod_prefix: str = "pod"
     room_prefix: str = ""
-    #: The text of ``--ca-file`` (PEM), for an ``mqtts://`` broker.
+    #: The text of ``--ca-file`` (PEM), for an ``mqtts://`` broker and ``wss://`` servers.
     ca_pem: str | None = None
+    #: One token for every observer (``--token``): they all take its subject's name.
+    token: str | None = field(default=None, repr=False)
+    #: The servers' shared secret (``--auth-secret-file``): each observer gets its
+    #: own token for its own room.
+    auth_secret: bytes | None = field(default=None, repr=False)
 
     @property
     def total_pods(self) -> int:
@@ -96,6 +106,54 @@ def validate(opts: LoadOptions) -> None:
     if not NAME_RE.fullmatch(f"{opts.pod_prefix}-{opts.total_pods}"):
         raise LoadSetupError(f"--pod-prefix gives pod ids that do not match {NAME_RE.pattern}")
     pod_names(opts)  # enough credentials for every pod
+    if opts.token is not None and opts.auth_secret is not None:
+        raise LoadSetupError("give --token or --auth-secret-file, not both")
+    if opts.token is not None and unverified_subject(opts.token) is None:
+        raise LoadSetupError("--token is not a readable token (sleepsync token prints one)")
+    if opts.auth_secret is not None:
+        try:
+            Keys.load(secret=opts.auth_secret)
+        except ValueError as exc:
+            raise LoadSetupError(f"--auth-secret-file: {exc}") from None
+    if opts.ca_pem is not None:
+        tls = [url for url in (opts.mqtt, *opts.servers) if url.startswith(("mqtts:", "wss:"))]
+        if not tls:
+            raise LoadSetupError("--ca-file needs an mqtts:// broker or a wss:// server")
+    for server in opts.servers:
+        try:
+            server_tls(server, opts.ca_pem)
+        except ValueError as exc:
+            raise LoadSetupError(f"--ca-file: {exc}") from None
+
+
+def observer_identities(
+    opts: LoadOptions, worker: int, rooms: Sequence[str], now: float
+) -> tuple[tuple[tuple[str, str | None], ...], ...]:
+    """(name, token) of each observer of ``rooms`` (a worker's): the shared
+    ``--token``'s subject, or a token minted for each observer and its room."""
+    if opts.token is None and opts.auth_secret is None:
+        return ()
+    names = [f"load-w{worker}-o{o}" for o in range(opts.observers_per_room)]
+    if opts.token is not None:
+        subject = unverified_subject(opts.token) or names[0]
+        return tuple(((subject, opts.token),) * opts.observers_per_room for _ in rooms)
+    keys = Keys.load(secret=opts.auth_secret)
+    ttl = SETUP_S + opts.ramp + opts.duration + 600.0
+    try:
+        return tuple(
+            tuple(
+                (name, mint(keys, subject=name, rooms=room, role="observer", now=now, ttl=ttl))
+                for name in names
+            )
+            for room in rooms
+        )
+    except SleepSyncError as exc:
+        raise LoadSetupError(f"cannot mint observer tokens: {exc.message}") from None
+
+
+def server_tls(server: str, ca_pem: str | None) -> ssl.SSLContext | None:
+    """The TLS context for ``server`` (None for ws://): the CA applies to wss:// only."""
+    return websocket_tls(server, ca_pem if server.startswith("wss://") else None)
 
 
 def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
@@ -106,6 +164,7 @@ def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
     schedule = Schedule(start, opts.rate, max(1, opts.total_pods), opts.ramp, opts.duration)
     workers = min(opts.workers, opts.rooms)
     plans = []
+    now = time.time()
     for w in range(workers):
         mine = list(range(w, opts.rooms, workers))
         room_pods = []
@@ -127,6 +186,7 @@ def plan_workers(opts: LoadOptions, start: float) -> list[LoadPlan]:
                 seed=opts.seed,
                 worker=w,
                 ca_pem=opts.ca_pem,
+                observers=observer_identities(opts, w, [rooms[r] for r in mine], now),
             )
         )
     return plans
@@ -160,12 +220,15 @@ def http_base(ws_url: str) -> str:
     raise LoadSetupError(f"--server must be a ws:// or wss:// URL, got {ws_url!r}")
 
 
-def scrape(servers: Sequence[str]) -> dict[str, float]:
+def scrape(servers: Sequence[str], ca_pem: str | None = None) -> dict[str, float]:
     """Sum every server's /metrics (counters add up across nodes)."""
     total: dict[str, float] = {}
     for server in servers:
+        context = server_tls(server, ca_pem)
         try:
-            with urllib.request.urlopen(http_base(server) + "/metrics", timeout=5) as r:
+            with urllib.request.urlopen(
+                http_base(server) + "/metrics", timeout=5, context=context
+            ) as r:
                 text = r.read().decode()
         except (OSError, urllib.error.URLError):
             continue
@@ -179,12 +242,12 @@ async def preflight(opts: LoadOptions) -> None:
     for server in opts.servers:
         url = http_base(server) + "/healthz"
         try:
-            await asyncio.to_thread(_get, url)
+            await asyncio.to_thread(_get, url, server_tls(server, opts.ca_pem))
         except (OSError, urllib.error.URLError) as exc:
             raise LoadSetupError(f"server {server} is unreachable: {exc}") from None
     try:
         broker = BrokerUrl.parse(opts.mqtt)
-        tls = broker.tls_context(opts.ca_pem)
+        tls = broker.tls_context(opts.ca_pem if broker.tls else None)
     except ValueError as exc:
         raise LoadSetupError(str(exc)) from None
     username, password = broker.username, broker.password
@@ -208,8 +271,8 @@ async def preflight(opts: LoadOptions) -> None:
         raise LoadSetupError(f"broker {broker} refused or unreachable: {reason}") from None
 
 
-def _get(url: str) -> None:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def _get(url: str, context: ssl.SSLContext | None) -> None:
+    with urllib.request.urlopen(url, timeout=5, context=context) as response:
         response.read()
 
 
@@ -362,7 +425,7 @@ async def run_load(
     """One load run, for tests and tools: in this process unless told otherwise."""
     validate(opts)
     await preflight(opts)
-    before = await asyncio.to_thread(scrape, opts.servers)
+    before = await asyncio.to_thread(scrape, opts.servers, opts.ca_pem)
     start = _start_time(opts)
     plans = plan_workers(opts, start)
     stop = stop or asyncio.Event()
@@ -371,7 +434,7 @@ async def run_load(
         interrupted = stop.is_set()
     else:
         results, interrupted = await asyncio.to_thread(run_processes, plans, None, None)
-    after = await asyncio.to_thread(scrape, opts.servers)
+    after = await asyncio.to_thread(scrape, opts.servers, opts.ca_pem)
     return _report(opts, start, results, interrupted, before, after)
 
 
@@ -379,11 +442,11 @@ def run_cli_load(opts: LoadOptions, console: Console) -> LoadReport:
     """One run with live progress in worker processes (Ctrl-C keeps the report)."""
     validate(opts)
     asyncio.run(preflight(opts))
-    before = scrape(opts.servers)
+    before = scrape(opts.servers, opts.ca_pem)
     start = _start_time(opts)
     progress = _Progress(opts, start)
     results, interrupted = run_processes(plan_workers(opts, start), progress, console)
-    return _report(opts, start, results, interrupted, before, scrape(opts.servers))
+    return _report(opts, start, results, interrupted, before, scrape(opts.servers, opts.ca_pem))
 
 
 # ---------------------------------------------------------------- CLI
@@ -418,9 +481,21 @@ def add_load_parser(sub: Any) -> None:
         "--ca-file",
         type=Path,
         default=None,
-        help="CA certificate (PEM) that signed the broker's, for an mqtts:// URL",
+        help="CA certificate (PEM) that signed the broker's (mqtts://) and/or the "
+        "servers' (wss://) certificates",
     )
     p.add_argument("--pod-prefix", default="pod", help="pod ids are PREFIX-001, PREFIX-002...")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SLEEPSYNC_TOKEN") or None,
+        help="one token for every observer, who all take its name (env SLEEPSYNC_TOKEN)",
+    )
+    p.add_argument(
+        "--auth-secret-file",
+        type=Path,
+        default=None,
+        help="the servers' --auth-secret-file: mint each observer a token for its room",
+    )
     p.add_argument("--rooms", type=int, default=10)
     p.add_argument("--pods-per-room", type=int, default=10)
     p.add_argument("--observers-per-room", type=int, default=1)
@@ -463,6 +538,12 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
             ca_pem = args.ca_file.read_text()
         except OSError as exc:
             raise LoadSetupError(f"--ca-file: {exc}") from None
+    auth_secret: bytes | None = None
+    if args.auth_secret_file is not None:
+        try:
+            auth_secret = args.auth_secret_file.read_bytes()
+        except OSError as exc:
+            raise LoadSetupError(f"--auth-secret-file: {exc}") from None
     return LoadOptions(
         servers=tuple(args.server or ["ws://127.0.0.1:8765"]),
         mqtt=args.mqtt,
@@ -477,6 +558,8 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
         credentials=credentials,
         pod_prefix=args.pod_prefix,
         ca_pem=ca_pem,
+        token=args.token,
+        auth_secret=auth_secret,
     )
 
 

@@ -30,7 +30,7 @@ from sleepsync.protocol.messages import Event, Resync
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns, encode_telemetry
 from sleepsync.protocol.topics import BrokerUrl, telemetry_topic
 
-from .connection import ClientError, RoomClient, SeqGap
+from .connection import ClientError, RoomClient, SeqGap, websocket_tls
 from .loadstats import LatencyHistogram, Reflection, Schedule, WorkerTotals
 
 __all__ = ["LoadPlan", "Worker", "WorkerResult"]
@@ -57,8 +57,12 @@ class LoadPlan:
     credentials: tuple[tuple[str, str], ...] = ()
     seed: int = 0
     worker: int = 0
-    #: The text of the CA file (PEM) for an ``mqtts://`` broker; None: system CAs.
+    #: The text of the CA file (PEM) for an ``mqtts://`` broker and ``wss://`` servers;
+    #: None: the system's CAs.
     ca_pem: str | None = None
+    #: Per room (as ``rooms``), per observer: its name and the token its hello
+    #: carries. Empty: observers are named ``load-wW-oO`` and carry no token.
+    observers: tuple[tuple[tuple[str, str | None], ...], ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -80,10 +84,16 @@ class _Room:
 
 
 class _Observer:
-    def __init__(self, worker: Worker, room: _Room, url: str, name: str) -> None:
+    def __init__(
+        self, worker: Worker, room: _Room, url: str, name: str, token: str | None = None
+    ) -> None:
         self.worker = worker
         self.room = room
-        self.client = RoomClient(url, room.room, name, role="observer", max_size=8 << 20)
+        ca_pem = worker.plan.ca_pem if url.startswith("wss://") else None
+        tls = websocket_tls(url, ca_pem)
+        self.client = RoomClient(
+            url, room.room, name, role="observer", max_size=8 << 20, token=token, tls=tls
+        )
         self.reflection = Reflection()
         self.ready = asyncio.Event()
         self.connected = False
@@ -159,7 +169,8 @@ class Worker:
         self._progress = progress
         self.rooms: list[_Room] = []
         self._inflight: set[asyncio.Task[None]] = set()
-        self._tls = BrokerUrl.parse(plan.mqtt).tls_context(plan.ca_pem)
+        broker = BrokerUrl.parse(plan.mqtt)
+        self._tls = broker.tls_context(plan.ca_pem if broker.tls else None)
         for room, pods, indexes in zip(plan.rooms, plan.pods, plan.pod_indexes, strict=True):
             self.rooms.append(_Room(room, dict(zip(pods, indexes, strict=True))))
 
@@ -173,7 +184,10 @@ class Worker:
         for r, room in enumerate(self.rooms):
             for o in range(plan.observers_per_room):
                 url = plan.servers[(r * plan.observers_per_room + o) % len(plan.servers)]
-                observer = _Observer(self, room, url, f"load-w{plan.worker}-o{o}")
+                name, token = f"load-w{plan.worker}-o{o}", None
+                if plan.observers:
+                    name, token = plan.observers[r][o]
+                observer = _Observer(self, room, url, name, token)
                 room.observers.append(observer)
                 observer_tasks.append(asyncio.create_task(observer.run()))
         reporter = asyncio.create_task(self._report())

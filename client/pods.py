@@ -55,7 +55,14 @@ from sleepsync.protocol.topics import (
 
 from .physiology import Corruption, Emission, Physiology, profile_for
 
-__all__ = ["ConnectErrors", "PodFleet", "PodOptions", "SimulatedPod", "corrupt_payload"]
+__all__ = [
+    "ConnectErrors",
+    "PodFleet",
+    "PodOptions",
+    "SimulatedPod",
+    "broker_unreachable",
+    "corrupt_payload",
+]
 
 log = logging.getLogger("sleepsync.pods")
 
@@ -265,6 +272,21 @@ class PodOptions:
     passwords: dict[str, str] | None = None
     #: CA file (PEM) that signed an ``mqtts://`` broker's certificate; None: system CAs.
     ca_file: str | None = None
+
+
+async def broker_unreachable(url: str, timeout: float = 3.0) -> str | None:
+    """Why the broker at ``url`` cannot be reached (a TCP connect), or None when it can."""
+    broker = BrokerUrl.parse(url)
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(broker.host, broker.port)
+    except (OSError, TimeoutError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        return f"cannot reach the MQTT broker at {broker.host}:{broker.port}: {reason}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
 
 
 class PodFleet:

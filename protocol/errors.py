@@ -19,8 +19,12 @@ a client should do, and ``tests/test_readme.py`` keeps the two in step::
     │   │   ├── HelloRepeated        hello_repeated: a second hello
     │   │   ├── AlreadyJoined        already_joined: join of a room already joined
     │   │   └── NotJoined            not_joined: say/leave/upload outside the room
-    │   ├── Forbidden                forbidden: the role may not do that
+    │   ├── Unauthorized             unauthorized: no valid token in hello, or it expired -> 1008
+    │   ├── Forbidden                forbidden: the token or the seat does not allow that
+    │   ├── NameTaken                name_taken: the name is a pod's
     │   ├── TooManyRooms             too_many_rooms: the connection's room limit
+    │   ├── TooManyNewRooms          too_many_new_rooms: rooms created per connection per minute
+    │   ├── UploadTooSoon            upload_too_soon: template uploads per connection
     │   ├── RateLimited              rate_limited: too many frames a second -> 1008
     │   ├── TooManyBadFrames         too_many_bad_frames: refused frames in a row -> 1008
     │   ├── HelloTimeout             hello_timeout: no hello in time       -> 1008
@@ -31,6 +35,7 @@ a client should do, and ``tests/test_readme.py`` keeps the two in step::
     │   ├── RoomsExhausted           rooms_exhausted: the deployment holds its most rooms
     │   └── ServerFull               server_full: the node is at its client limit -> 1013
     ├── SlowConsumer                 slow_consumer: the peer reads too slowly -> 1013
+    ├── RoomForgotten                room_forgotten: an operator erased the room
     └── LocalError                   internal: this program misused an API -> 1011
 
 A class declared with ``peer=False`` (the bases, and errors this program keeps
@@ -60,10 +65,12 @@ __all__ = [
     "InvalidMessage",
     "LimitExceeded",
     "LocalError",
+    "NameTaken",
     "NotJoined",
     "OutOfOrder",
     "RateLimited",
     "RemoteError",
+    "RoomForgotten",
     "RoomFull",
     "RoomsExhausted",
     "ServerFull",
@@ -72,8 +79,11 @@ __all__ = [
     "TelemetryInvalid",
     "TemplateInvalid",
     "TooManyBadFrames",
+    "TooManyNewRooms",
     "TooManyRooms",
+    "Unauthorized",
     "UnknownMessage",
+    "UploadTooSoon",
     "VersionMismatch",
     "peer_errors",
 ]
@@ -201,16 +211,49 @@ class NotJoined(OutOfOrder):
     code = "not_joined"
 
 
+class Unauthorized(RemoteError):
+    """No valid token: missing, unreadable, badly signed, expired, or for another name.
+
+    ``reason`` is a short label (:data:`~sleepsync.protocol.identity.REFUSALS`);
+    the message is a sentence for the peer and never quotes the token.
+    """
+
+    code = "unauthorized"
+    close_code = CLOSE_POLICY
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Forbidden(RemoteError):
-    """The role the connection holds in the room does not allow the request."""
+    """The token (its rooms, its role) or the seat taken in the room does not allow it."""
 
     code = "forbidden"
+
+
+class NameTaken(RemoteError):
+    """The name belongs to a pod: the reserved pod namespace, or a pod in the room."""
+
+    code = "name_taken"
 
 
 class TooManyRooms(RemoteError):
     """A ``join`` past the number of rooms one connection may be in."""
 
     code = "too_many_rooms"
+
+
+class TooManyNewRooms(RemoteError):
+    """A ``join`` that would create a room past the connection's rooms-per-minute."""
+
+    code = "too_many_new_rooms"
+
+
+class UploadTooSoon(RemoteError):
+    """An ``upload_template`` sooner after the connection's last one than allowed."""
+
+    code = "upload_too_soon"
 
 
 class RateLimited(RemoteError):
@@ -289,6 +332,12 @@ class SlowConsumer(SleepSyncError):
 
     code = "slow_consumer"
     close_code = CLOSE_OVERLOADED
+
+
+class RoomForgotten(SleepSyncError):
+    """An operator erased the room: the member is out of it, and nothing of it is kept."""
+
+    code = "room_forgotten"
 
 
 class LocalError(SleepSyncError):

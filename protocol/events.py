@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, ClassVar, NamedTuple, Self, TypeAlias, TypeVar
 
 from .errors import InvalidMessage
-from .narrative import MAX_TITLE, SCENE_ID_RE
+from .narrative import MAX_SCENE_TEXT, MAX_TITLE, SCENE_ID_RE
 from .wire import (
     MAX_TEXT,
     NAME_RE,
@@ -611,9 +611,15 @@ class SceneChanged(_Item):
     to: str
     #: ``transition``, ``trap``, ``recovery`` or ``narrative``.
     reason: str
+    #: The new scene's text, so a client can show it (absent from older servers).
+    text: str | None = None
 
     def to_wire(self) -> WireMap:
-        return {"kind": self.KIND, "from": self.source, "to": self.to, "reason": self.reason}
+        out: WireMap = {"kind": self.KIND, "from": self.source, "to": self.to}
+        out["reason"] = self.reason
+        if self.text is not None:
+            out["text"] = self.text
+        return out
 
     @classmethod
     def from_wire(cls, m: Mapping[str, object], path: str) -> SceneChanged:
@@ -621,6 +627,7 @@ class SceneChanged(_Item):
             source=_scene(m, "from", path),
             to=_scene(m, "to", path),
             reason=_label(m, "reason", path),
+            text=get_str(m, "text", path, max_len=MAX_SCENE_TEXT) if optional(m, "text") else None,
         )
 
 

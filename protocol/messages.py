@@ -12,7 +12,7 @@ directions; :data:`Message` is both.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
 from .errors import InvalidMessage, SleepSyncError
@@ -38,6 +38,8 @@ __all__ = [
     "ClientMessage",
     "Error",
     "Event",
+    "Forget",
+    "Forgotten",
     "Hello",
     "History",
     "Join",
@@ -61,7 +63,8 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 MAX_SEQ = 2**62
-MAX_TOKEN = 256
+#: Longest ``hello.token``: a signed token with these claims is about 300 characters.
+MAX_TOKEN = 1024
 #: Longest template text in an upload, in UTF-8 bytes: what fits in a frame of
 #: the default size with room to spare for the frame's other keys.
 MAX_TEMPLATE_TEXT = MAX_FRAME - 4 * 1024
@@ -109,12 +112,15 @@ def _one_of(value: str, allowed: tuple[str, ...], path: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """First message of a session: who the user is and which protocol it speaks."""
+    """First message of a session: who the user is and which protocol it speaks.
+
+    ``token`` proves the name (see :mod:`.identity`); it never shows in a repr,
+    so a log line that prints a hello never carries it."""
 
     TYPE: ClassVar[str] = "hello"
     name: str
     version: int = PROTOCOL_VERSION
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name, "hello.name")
@@ -293,6 +299,24 @@ class History:
 
     @classmethod
     def from_wire(cls, m: Mapping[str, object]) -> History:
+        return cls(room=get_str(m, "room", cls.TYPE, max_len=48))
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """Erase everything stored about a room (operators only); answered with ``forgotten``."""
+
+    TYPE: ClassVar[str] = "forget"
+    room: str
+
+    def __post_init__(self) -> None:
+        _check_room(self.room, "forget.room")
+
+    def to_wire(self) -> WireMap:
+        return {"t": self.TYPE, "room": self.room}
+
+    @classmethod
+    def from_wire(cls, m: Mapping[str, object]) -> Forget:
         return cls(room=get_str(m, "room", cls.TYPE, max_len=48))
 
 
@@ -548,6 +572,21 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
+class Forgotten:
+    """Answers ``forget``: nothing of the room is stored any more."""
+
+    TYPE: ClassVar[str] = "forgotten"
+    room: str
+
+    def to_wire(self) -> WireMap:
+        return {"t": self.TYPE, "room": self.room}
+
+    @classmethod
+    def from_wire(cls, m: Mapping[str, object]) -> Forgotten:
+        return cls(room=get_str(m, "room", cls.TYPE, max_len=48))
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """The node's state changed: degraded (backend trouble) or shutting down."""
 
@@ -624,9 +663,11 @@ def _wire_map(m: dict[str, object]) -> WireMap:
     return out
 
 
-ClientMessage: TypeAlias = Hello | Join | Leave | Say | ListRooms | UploadTemplate | History
+ClientMessage: TypeAlias = (
+    Hello | Join | Leave | Say | ListRooms | UploadTemplate | Forget | History
+)
 ServerMessage: TypeAlias = (
-    Welcome | Snapshot | Event | Resync | Error | Rooms | Left | Status | Journal
+    Welcome | Snapshot | Event | Resync | Error | Rooms | Left | Forgotten | Status | Journal
 )
 Message: TypeAlias = ClientMessage | ServerMessage
 
@@ -639,6 +680,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Say,
         ListRooms,
         UploadTemplate,
+        Forget,
         History,
         Welcome,
         Snapshot,
@@ -647,10 +689,11 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Error,
         Rooms,
         Left,
+        Forgotten,
         Status,
         Journal,
     )
 }
 CLIENT_TYPES = frozenset(
-    c.TYPE for c in (Hello, Join, Leave, Say, ListRooms, UploadTemplate, History)
+    c.TYPE for c in (Hello, Join, Leave, Say, ListRooms, UploadTemplate, Forget, History)
 )

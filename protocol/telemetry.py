@@ -114,9 +114,8 @@ class TelemetrySample:
         )
 
 
-_TELEMETRY_KEYS = frozenset(
-    {"pod", "boot", "seq", "ts", "hr", "hrv", "eda", "resp", "valence", "arousal"}
-)
+_VITAL_KEYS = frozenset({"hr", "hrv", "eda", "resp"})
+_TELEMETRY_KEYS = frozenset({"pod", "boot", "seq", "ts", "valence", "arousal"}) | _VITAL_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +168,11 @@ def decode_telemetry(payload: bytes, *, topic_pod: str | None = None) -> Telemet
         sample = TelemetrySample.from_wire(fields)
     except (InvalidMessage, LimitExceeded) as exc:
         reason = "out_of_range" if "must be in" in str(exc) else "bad_field"
+        if getattr(exc, "path", "").rpartition(".")[2] in _VITAL_KEYS:
+            # Counted and logged like any bad field, but a vital sign's name and
+            # value stay out of the server's logs (raw biometrics are personal data).
+            detail = "a vital sign is missing, malformed or out of range (not logged)"
+            raise TelemetryInvalid(reason, detail) from None
         raise TelemetryInvalid(reason, str(exc)) from exc
     if topic_pod is not None and sample.pod != topic_pod:
         raise TelemetryInvalid("pod_mismatch", "pod id in payload differs from the topic")

@@ -161,9 +161,10 @@ def write_credentials(
     """Write a Mosquitto password file and the plain credentials beside it.
 
     ``passwd`` holds hashes (mount it into the broker); ``credentials`` holds
-    ``user:password`` lines, mode 0600 (give the server its line as
-    ``--mqtt mqtt://sleepsync-server:PASSWORD@host``, and the whole file to
-    ``sleepsync pods --credentials``). Passwords are random, 24 URL-safe chars.
+    ``user:password`` lines, mode 0600 (give the server its password in a file,
+    ``--mqtt-password-file``, which ``sleepsync secrets`` writes, and the whole
+    file to ``sleepsync pods --credentials``). Passwords are random, 24
+    URL-safe chars.
     """
     users = [SERVER_USER, *pod_ids(pods, prefix), *extra_users]
     if SERVER_USER in users[1:]:

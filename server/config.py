@@ -39,15 +39,65 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "address the websocket and HTTP port binds to")
     port: int = _setting(8765, "websocket and HTTP port (0 picks a free one)", minimum=0)
+    tls_cert_file: str = _setting(
+        "",
+        "certificate chain (PEM) of this node: the port then serves wss:// and https:// "
+        "only (empty: ws:// and http://)",
+    )
+    tls_key_file: str = _setting(
+        "", "private key (PEM) of --tls-cert-file (empty: it is in the certificate file)"
+    )
+    allowed_origins: str = _setting(
+        "",
+        "browser origins (https://host[:port], comma-separated) whose pages may open a "
+        "websocket; any other Origin is refused with 403 in the handshake. Clients that "
+        "send no Origin (terminal, TUI, load tester) always pass. Empty: no browser page; "
+        "*: any",
+    )
     node_id: str = _setting("", "this node's name in presence and logs (default: host-pid)")
     tick_hz: float = _setting(10.0, "room ticks per second", minimum=0.1)
     room_capacity: int = _setting(50, "most dreamers and observers in one room", minimum=1)
     room_idle_seconds: float = _setting(
-        30.0, "an empty room is removed after this many seconds", minimum=0.0
+        30.0,
+        "an empty room goes idle after this many seconds: its owner lets go of it and "
+        "its stored state is kept for --retention-hours",
+        minimum=0.0,
+    )
+    retention_hours: float = _setting(
+        24.0,
+        "hours an idle room's stored events, snapshot and inbox are kept (Redis key TTLs); "
+        "joining the room within that time resumes it. 0: removed as soon as it is idle",
+        minimum=0.0,
+    )
+    unused_room_seconds: float = _setting(
+        5.0,
+        "an empty room that never held a story line, a template or a pod (it was only "
+        "joined) is removed after this many seconds (at most --room-idle-seconds), not "
+        "retired: nothing of it is kept",
+        minimum=0.0,
     )
     max_rooms: int = _setting(1000, "most rooms this deployment holds at once", minimum=1)
-    max_clients: int = _setting(10000, "most websocket clients on this node", minimum=1)
+    max_clients: int = _setting(
+        10000, "most websocket clients on this node (counted once they said hello)", minimum=1
+    )
+    max_greeting_clients: int = _setting(
+        1000,
+        "most connections on this node that have not said hello yet; a new one beyond "
+        "this closes the oldest of them (hello_timeout), so idle sockets lock no one out",
+        minimum=1,
+    )
     max_rooms_per_client: int = _setting(8, "most rooms one connection may join", minimum=1)
+    room_creations_per_minute: int = _setting(
+        5,
+        "rooms one connection may create (join while they do not exist) per minute; "
+        "beyond, such a join is refused with too_many_new_rooms",
+        minimum=1,
+    )
+    template_upload_interval: float = _setting(
+        5.0,
+        "seconds one connection must wait between two template uploads (upload_too_soon)",
+        minimum=0.0,
+    )
     max_frame_bytes: int = _setting(
         65536, "largest inbound websocket frame; bigger closes with 1009", minimum=256
     )
@@ -65,6 +115,22 @@ class Settings:
         "seconds a new connection has to complete hello; later it is closed with 1008",
         minimum=0.1,
     )
+    auth_secret_file: str = _setting(
+        "",
+        "file holding the shared secret (at least 32 bytes) that signs client tokens "
+        "(HS256, `sleepsync token`); hello then needs a valid token",
+    )
+    auth_public_key_file: str = _setting(
+        "",
+        "Ed25519 public key (PEM) whose tokens (EdDSA) hello accepts; with or without "
+        "--auth-secret-file",
+    )
+    insecure_no_auth: bool = _setting(
+        False,
+        "serve without tokens on a non-loopback --host: anyone who reaches the port may "
+        "join any room as anyone and erase rooms (without auth settings the server "
+        "refuses to bind anything but a loopback address)",
+    )
     outbound_buffer_bytes: int = _setting(
         262144,
         "bytes queued to one client before it counts as a slow consumer (closed with 1013)",
@@ -80,8 +146,15 @@ class Settings:
     lease_ttl_ms: int = _setting(3000, "room ownership lease time-to-live", minimum=200)
     redis_url: str = _setting(
         "",
-        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory backend)",
+        "Redis shared by the nodes, redis://host:6379/0 (empty: one node, in-memory "
+        "backend); give its password with --redis-password-file",
         aliases=("--redis",),
+        secret=True,
+    )
+    redis_password_file: str = _setting(
+        "",
+        "file holding the Redis password (read at start, one trailing newline dropped); "
+        "the --redis-url then carries none",
     )
     redis_timeout: float = _setting(
         2.0, "seconds one Redis command may take before it counts as failed", minimum=0.05
@@ -203,6 +276,10 @@ class Settings:
     def tick_seconds(self) -> float:
         return 1.0 / self.tick_hz
 
+    @property
+    def retention_ms(self) -> int:
+        return round(self.retention_hours * 3_600_000)
+
 
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
@@ -242,6 +319,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
             return _convert(f, raw, _flag(f.name))
 
         convert.__name__ = type(f.default).__name__
+        # A yes/no setting given alone (``--insecure-no-auth``) means yes.
+        switch: dict[str, Any] = {"nargs": "?", "const": True} if f.type == "bool" else {}
         parser.add_argument(
             _flag(f.name),
             *f.metadata.get("aliases", ()),
@@ -250,6 +329,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
             default=default,
             metavar=f.name.upper(),
             help=f"{f.metadata['help']} (env {var}, default: {f.default!r})",
+            **switch,
         )
 
 

@@ -9,7 +9,10 @@ a close, and domain requests (enter or leave a room, push a story line or a
 template, list rooms) on the presence store, the room owners and the fan-out.
 Each request's outcome goes back to the session, whose answer is carried out
 in turn. Between frames, the pump wakes at the session's deadline to run its
-timers (the hello timeout). A ``history`` request builds the room's journal from the store
+timers (the hello timeout, the token's expiry). Who may hold a socket at all
+is :mod:`.admission`'s rule: clients that said hello up to ``max_clients``,
+and a bounded pool of greeting connections in which a newcomer pushes out
+the oldest. A ``history`` request builds the room's journal from the store
 (:func:`~.journal.export.export_journal`) and the session sends it in parts.
 Every input for a room goes through
 :meth:`Gateway._push`; a room that cannot take it raises a
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
@@ -30,21 +34,27 @@ from websockets.exceptions import ConnectionClosed
 from sleepsync.protocol.codec import decode, encode
 from sleepsync.protocol.errors import (
     DecodeError,
+    HelloTimeout,
     LocalError,
+    NameTaken,
     RemoteError,
+    RoomForgotten,
     RoomFull,
     RoomsExhausted,
     ServerFull,
     SleepSyncError,
     TemplateInvalid,
+    TooManyNewRooms,
     TooManyRooms,
 )
+from sleepsync.protocol.identity import Keys
 from sleepsync.protocol.messages import Error, Message, RoomInfo, Rooms, Status, Welcome
 from sleepsync.protocol.session import (
     ApplyTemplate,
     Close,
     EnterRoom,
     FetchHistory,
+    ForgetRoom,
     LeaveRoom,
     Request,
     Send,
@@ -55,14 +65,22 @@ from sleepsync.protocol.session import (
 )
 from sleepsync.protocol.wire import Limits
 
-from .backend.base import Backend, Member
+from .admission import Admission
+from .backend.base import Backend, BackendError, Member, RoomMissing
 from .config import Settings
 from .fanout import Fanout, RoomUnavailable, Subscriber
-from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
+from .inputs import (
+    ForgetInput,
+    MemberJoin,
+    MemberLeave,
+    RoomInput,
+    StoryInput,
+    TemplateInput,
+)
 from .journal.export import NoHistory, export_journal
 from .metrics import Metrics
 from .room_state import EngineHooks
-from .rooms import RoomManager
+from .rooms import RoomAbsent, RoomManager
 from .supervisor import Supervisor
 
 __all__ = ["Connection", "Gateway"]
@@ -71,6 +89,8 @@ log = logging.getLogger("sleepsync.gateway")
 
 #: Most rooms a ``rooms`` answer lists.
 MAX_LISTED = 500
+#: Seconds between two looks at whether a forgotten room is gone yet.
+FORGET_POLL = 0.05
 
 
 class Connection:
@@ -108,8 +128,11 @@ class Gateway:
         metrics: Metrics,
         hooks: EngineHooks | None,
         tasks: Supervisor,
+        keys: Keys | None = None,
     ) -> None:
+        """``keys``: what hello's tokens must verify with (None: open mode)."""
         self.settings = settings
+        self.keys = keys
         self.tasks = tasks
         self.node_id = node_id
         self.backend = backend
@@ -126,6 +149,11 @@ class Gateway:
             max_rooms=settings.max_rooms_per_client,
             hello_timeout=settings.hello_timeout,
             max_frame=settings.max_frame_bytes,
+            room_creations_per_minute=settings.room_creations_per_minute,
+            template_upload_interval=settings.template_upload_interval,
+        )
+        self.admission: Admission[Connection] = Admission(
+            settings.max_clients, settings.max_greeting_clients
         )
         #: The degraded status while the backend is unreachable, told to newcomers too.
         self.degraded: Status | None = None
@@ -134,15 +162,28 @@ class Gateway:
     # ------------------------------------------------------------ the pump
     async def handle(self, conn: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
+        now = loop.time()
         session = ServerSession(
-            secrets.token_hex(8), self.node_id, loop.time(), limits=self.session_limits
+            secrets.token_hex(8),
+            self.node_id,
+            now,
+            limits=self.session_limits,
+            keys=self.keys,
+            unix_offset=time.time() - now,
         )
         link = Connection(conn, session, self)
         self.metrics.connections_total.inc()
-        if len(self.sessions) >= self.settings.max_clients:
+        arrival = self.admission.arrive(link)
+        if not arrival.admitted:
             await self._run(link, session.fail(ServerFull("the server is at its client limit")))
             await self._drain(conn)
             return
+        if arrival.evicted is not None:
+            self.metrics.greeting_evicted.inc()
+            pushed = arrival.evicted.session.fail(
+                HelloTimeout("no hello yet, and newer connections needed the place")
+            )
+            self.later(arrival.evicted, pushed)
         self.sessions.add(link)
         self.metrics.connections.set(len(self.sessions))
         try:
@@ -159,6 +200,7 @@ class Gateway:
             pass
         finally:
             self.sessions.discard(link)
+            self.admission.gone(link)
             self.metrics.connections.set(len(self.sessions))
             await self._run(link, session.connection_lost())
 
@@ -190,6 +232,10 @@ class Gateway:
         """Carry out the session's actions in order; feed outcomes back."""
         for action in actions:
             if isinstance(action, Send):
+                if isinstance(action.message, Welcome) and not self.admission.greeted(link):
+                    full = ServerFull("the server is at its client limit")
+                    await self._run(link, link.session.fail(full))
+                    return
                 await self._send(link, action.message)
             elif isinstance(action, Close):
                 self.metrics.closes.labels(str(action.code)).inc()
@@ -201,6 +247,8 @@ class Gateway:
         self.metrics.messages_out.labels(msg.TYPE).inc()
         if isinstance(msg, Error):
             self.metrics.errors.labels(msg.code).inc()
+            if msg.code == "unauthorized":  # the message names the reason, never the token
+                log.info("session %s refused: %s", link.id, msg.message)
         try:
             await link.conn.send(encode(msg))
         except ConnectionClosed:
@@ -211,9 +259,13 @@ class Gateway:
     async def _request(self, link: Connection, request: Request) -> list[ServerAction]:
         """Carry out one domain request; the session's answer to its outcome."""
         session = link.session
+        created = False
         try:
             if isinstance(request, EnterRoom):
-                await self._enter(link, request)
+                created = await self._enter(link, request)
+            elif isinstance(request, ForgetRoom):
+                await self._forget(link, request)
+                return session.forgot(request.room)
             elif isinstance(request, LeaveRoom):
                 await self._leave(link, request.room)
             elif isinstance(request, TellStory):
@@ -236,19 +288,32 @@ class Gateway:
             log.exception("%s failed", request.REF)
             return session.fail(LocalError("the server failed; try again"))
         if isinstance(request, EnterRoom):
-            return session.joined(request.room)
+            return session.joined(request.room, created=created)
         if isinstance(request, LeaveRoom):
             return session.left(request.room)
         return []
 
     # ------------------------------------------------------------ requests
-    async def _enter(self, link: Connection, request: EnterRoom) -> None:
-        """Presence, membership, the event flow; undone when a step fails."""
+    async def _enter(self, link: Connection, request: EnterRoom) -> bool:
+        """Presence, membership, the event flow; undone when a step fails.
+
+        True when this join created the room."""
         room = request.room
         try:
-            await self.rooms.open_room(room)
+            created = await self.rooms.open_room(room, create=request.create)
         except TooManyRooms as exc:  # rooms.py names the deployment limit so
             raise RoomsExhausted(exc.message) from exc
+        except RoomAbsent:
+            per_minute = self.settings.room_creations_per_minute
+            raise TooManyNewRooms(
+                f"room {room} does not exist, and one connection may create at most "
+                f"{per_minute} rooms a minute; join an existing room or wait"
+            ) from None
+        owned = self.rooms.owned.get(room)
+        if owned is not None and request.name in owned.state.pods():
+            # Known here at once when this node owns the room; the owner refuses it
+            # anyway (race-free) when the pod is newer than this check.
+            raise NameTaken(f"{request.name} is a pod in room {room}; choose another name")
         member = Member(link.id, request.name, request.role, self.node_id)
         if not await self.backend.join_presence(room, member, self.settings.room_capacity):
             raise RoomFull(f"room {room} is full ({self.settings.room_capacity} members at most)")
@@ -261,6 +326,7 @@ class Gateway:
             except SleepSyncError as exc:
                 log.warning("could not undo %s entering %s: %s", link.id, room, exc)
             raise
+        return created
 
     async def _leave(self, link: Connection, room: str) -> None:
         self.fanout.detach(room, link)
@@ -297,6 +363,31 @@ class Gateway:
             capacity=self.settings.room_capacity,
         )
 
+    async def _forget(self, link: Connection, request: ForgetRoom) -> None:
+        """Hand the room's owner the request to erase it; wait until it is gone.
+
+        A room that does not exist is forgotten already; a retired one is erased
+        here and now (it has no owner). Raises BackendError when the owner did
+        not act in time (the request stays queued for it).
+        """
+        room = request.room
+        if await self.rooms.forget_retired(room, request.name):
+            return  # idle, no owner: its retained keys are erased already
+        try:
+            await self.rooms.open_room(room, create=False)  # someone must own it to erase it
+            await self._push(room, ForgetInput(link.id, request.name))
+        except (RoomAbsent, RoomMissing):
+            return
+        log.info("operator %s asked to forget room %s", request.name, room)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(5.0, 3 * self.settings.lease_ttl_ms / 1000)
+        while await self.backend.room_status(room) == "exists":
+            if loop.time() > deadline:
+                raise BackendError(
+                    f"room {room} is not erased yet; its owner will when it gets to it"
+                )
+            await asyncio.sleep(FORGET_POLL)
+
     async def _list_rooms(self) -> Rooms:
         infos = []
         rooms = (await self.backend.list_rooms())[:MAX_LISTED]
@@ -322,6 +413,11 @@ class Gateway:
             return False
         role = link.session.rooms.get(room)
         if role is None:
+            return False
+        if await self.backend.room_status(room) == "forgotten":
+            # Erased by an operator: tell the member, never open the room again for it.
+            gone = RoomForgotten(f"room {room} was erased by an operator; nothing of it is kept")
+            self.later(link, link.session.room_gone(room, gone))
             return False
         await self.rooms.open_room(room)
         if any(m.session == link.id for m in await self.backend.presence(room)):

@@ -50,7 +50,6 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from pathlib import Path
 
 import aiomqtt
 
@@ -79,6 +78,7 @@ from .metrics import Metrics
 from .pod_rooms import PodRooms
 from .pod_tracker import REFUSE_REASONS, PodTracker
 from .rooms import RoomManager
+from .secret_files import read_secret_file, read_text_file
 from .supervisor import Supervisor
 
 __all__ = ["Ingest"]
@@ -129,11 +129,11 @@ class Ingest:
                 raise ValueError(
                     "--mqtt-password-file needs --mqtt-url (the embedded broker takes none)"
                 )
-            broker = broker.with_password(_read_secret(settings.mqtt_password_file))
+            password = read_secret_file(settings.mqtt_password_file, "--mqtt-password-file")
+            broker = broker.with_password(password)
         self.broker = broker
-        self._tls = broker.tls_context(
-            _read_file(settings.mqtt_ca_file, "--mqtt-ca-file") if settings.mqtt_ca_file else None
-        )
+        ca = settings.mqtt_ca_file
+        self._tls = broker.tls_context(read_text_file(ca, "--mqtt-ca-file") if ca else None)
         #: Unguessable: a pod that logs in with this id would cut the node off the broker.
         self.client_id = f"{client_id}-{secrets.token_hex(8)}"
         self._clock = clock
@@ -339,7 +339,7 @@ class Ingest:
         # cmd topics are the server's own output; it never subscribes to them.
 
     def _deliver(self, room: str, sample: TelemetrySample) -> None:
-        if self.rooms.add_external(room, Telemetry(sample)):
+        if self.rooms.add_external(room, Telemetry.derived(sample)):  # raw vitals stop here
             self.metrics.telemetry_ingested.inc()
         else:
             self.metrics.mqtt_drops.labels("room").inc()
@@ -419,18 +419,3 @@ class Ingest:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._cues_sent.wait()
-
-
-def _read_file(path: str, flag: str) -> str:
-    try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{flag}: cannot read {path}: {getattr(exc, 'strerror', exc)}") from None
-
-
-def _read_secret(path: str) -> str:
-    """A password file's content, less one trailing newline (``echo`` adds it)."""
-    secret = _read_file(path, "--mqtt-password-file").removesuffix("\n").removesuffix("\r")
-    if not secret:
-        raise ValueError(f"--mqtt-password-file: {path} is empty")
-    return secret

@@ -1,12 +1,22 @@
-"""Room inputs: what a node sends to a room's owner, and their inbox encoding.
+"""Room inputs: what a node sends to a room's owner, their inbox encoding, tick records.
 
 Inputs from websocket clients may arrive at any node; they travel to the
 owner through the backend inbox as small msgpack maps keyed by ``k``.
 Telemetry never travels this way: only the owner subscribes to it.
+
+A tick record (:func:`encode_tick`) is what each stored event keeps of its
+tick's inputs, so a new owner can replay the tick. A template upload is
+recorded by the sha256 digest of its text, never by the text itself: the
+room stores each text once, by digest, beside its events
+(:func:`template_texts` gives them to the owner's commit), so a client that
+uploads the same 16 KB template over and over adds 64 bytes per tick to
+the event stream, not 16 KB. :func:`decode_tick` takes those texts back.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, cast
 
@@ -16,9 +26,10 @@ from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.messages import Role, TemplateFormat
 from sleepsync.protocol.telemetry import TelemetrySample
 
-from .engine.api import GlitchInjected, PodFault, PodOffline, Telemetry
+from .engine.api import NO_VITALS, GlitchInjected, PodFault, PodOffline, Telemetry
 
 __all__ = [
+    "ForgetInput",
     "MemberJoin",
     "MemberLeave",
     "RoomInput",
@@ -29,6 +40,8 @@ __all__ = [
     "decode_tick",
     "encode_input",
     "encode_tick",
+    "template_digest",
+    "template_texts",
 ]
 
 
@@ -65,7 +78,17 @@ class TemplateInput:
     session: str = ""
 
 
-RoomInput: TypeAlias = MemberJoin | MemberLeave | StoryInput | TemplateInput
+@dataclass(frozen=True, slots=True)
+class ForgetInput:
+    """An operator asked to erase the room (its node checked the operator's token).
+
+    The owner never ticks it: it erases the room instead (see ``rooms``)."""
+
+    session: str
+    name: str
+
+
+RoomInput: TypeAlias = MemberJoin | MemberLeave | StoryInput | TemplateInput | ForgetInput
 
 
 def encode_input(item: RoomInput) -> bytes:
@@ -81,6 +104,8 @@ def encode_input(item: RoomInput) -> bytes:
         fields = {"k": "leave", "s": item.session}
     elif isinstance(item, StoryInput):
         fields = {"k": "say", "s": item.session, "n": item.name, "x": item.text}
+    elif isinstance(item, ForgetInput):
+        fields = {"k": "forget", "s": item.session, "n": item.name}
     else:
         fields = {
             "k": "template",
@@ -104,6 +129,8 @@ def decode_input(data: bytes) -> RoomInput:
             return MemberLeave(str(m["s"]))
         if kind == "say":
             return StoryInput(str(m["s"]), str(m["n"]), str(m["x"]))
+        if kind == "forget":
+            return ForgetInput(str(m["s"]), str(m["n"]))
         if kind == "template":
             fmt: TemplateFormat = "json" if m["f"] == "json" else "toml"
             return TemplateInput(str(m["n"]), fmt, str(m["x"]), str(m.get("s", "")))
@@ -115,6 +142,8 @@ def decode_input(data: bytes) -> RoomInput:
 # Engine inputs that come from outside the room (telemetry and pod state) are
 # recorded with each event, so a new owner can replay the ticks after the last
 # snapshot exactly. Inputs derived from room inputs (joins, story lines) are not.
+# Telemetry is recorded as the derived state the room worked on (pod, boot, seq,
+# time, valence, arousal): never vital signs, which rooms never get.
 ExternalInput: TypeAlias = Telemetry | PodOffline | PodFault | GlitchInjected
 
 
@@ -128,7 +157,16 @@ class TickRecord:
 
 def _encode_external(item: ExternalInput) -> dict[str, object]:
     if isinstance(item, Telemetry):
-        return {"k": "tel", "s": item.sample.to_wire()}
+        s = item.sample  # derived state only: a record never holds vital signs
+        return {
+            "k": "tel",
+            "p": s.pod,
+            "b": s.boot,
+            "q": s.seq,
+            "t": s.ts,
+            "v": s.valence,
+            "a": s.arousal,
+        }
     if isinstance(item, PodOffline):
         return {"k": "off", "d": item.dreamer}
     if isinstance(item, PodFault):
@@ -139,9 +177,20 @@ def _encode_external(item: ExternalInput) -> dict[str, object]:
 def _decode_external(m: dict[str, object]) -> ExternalInput:
     kind = m["k"]
     if kind == "tel":
-        sample = m["s"]
-        assert isinstance(sample, dict)
-        return Telemetry(TelemetrySample.from_wire(sample))
+        if "s" in m:  # written before records dropped vital signs
+            wire = m["s"]
+            assert isinstance(wire, dict)
+            return Telemetry.derived(TelemetrySample.from_wire(wire))
+        sample = TelemetrySample(
+            pod=str(m["p"]),
+            boot=str(m["b"]),
+            seq=int(cast(int, m["q"])),
+            ts=float(cast(float, m["t"])),
+            vitals=NO_VITALS,
+            valence=float(cast(float, m["v"])),
+            arousal=float(cast(float, m["a"])),
+        )
+        return Telemetry(sample)
     if kind == "off":
         return PodOffline(str(m["d"]))
     if kind == "fault":
@@ -151,19 +200,64 @@ def _decode_external(m: dict[str, object]) -> ExternalInput:
     raise DecodeError(f"unknown external input kind {kind!r}")
 
 
-def encode_tick(room: list[RoomInput], external: list[ExternalInput]) -> bytes:
+def template_digest(text: str) -> str:
+    """The name a tick record gives a template text: its sha256, hex."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def template_texts(room: Sequence[RoomInput]) -> dict[str, bytes]:
+    """digest -> UTF-8 text of every template upload among ``room`` (once each)."""
+    return {
+        template_digest(item.text): item.text.encode()
+        for item in room
+        if isinstance(item, TemplateInput)
+    }
+
+
+def _record_input(item: RoomInput) -> bytes:
+    if isinstance(item, TemplateInput):
+        fields = {
+            "k": "template",
+            "n": item.name,
+            "f": item.format,
+            "h": template_digest(item.text),
+            "s": item.session,
+        }
+        return msgpack.packb(fields, use_bin_type=True)
+    return encode_input(item)
+
+
+def _resolve(data: bytes, templates: Mapping[str, bytes]) -> RoomInput:
+    m = msgpack.unpackb(data, raw=False)
+    if not (isinstance(m, dict) and m.get("k") == "template" and "h" in m):
+        return decode_input(data)  # records written before templates were named by digest too
+    digest = str(m["h"])
+    text = templates.get(digest)
+    if text is None:
+        raise DecodeError(f"template {digest[:12]} is not stored (any more)")
+    fmt: TemplateFormat = "json" if m["f"] == "json" else "toml"
+    return TemplateInput(str(m["n"]), fmt, text.decode(), str(m.get("s", "")))
+
+
+def encode_tick(room: Sequence[RoomInput], external: Sequence[ExternalInput]) -> bytes:
+    """The tick's record: room inputs (templates by digest), then external inputs."""
     if not room and not external:
         return b""
-    packed = {"r": [encode_input(i) for i in room], "e": [_encode_external(i) for i in external]}
+    packed = {"r": [_record_input(i) for i in room], "e": [_encode_external(i) for i in external]}
     return msgpack.packb(packed, use_bin_type=True)
 
 
-def decode_tick(data: bytes) -> TickRecord:
+def decode_tick(data: bytes, templates: Mapping[str, bytes] | None = None) -> TickRecord:
+    """Inverse of :func:`encode_tick`, with the texts of the templates it names.
+
+    Raises DecodeError for a malformed record or a template not in ``templates``.
+    """
     if not data:
         return TickRecord([], [])
     try:
         m = msgpack.unpackb(data, raw=False)
-        return TickRecord([decode_input(b) for b in m["r"]], [_decode_external(e) for e in m["e"]])
+        room = [_resolve(b, templates or {}) for b in m["r"]]
+        return TickRecord(room, [_decode_external(e) for e in m["e"]])
     except DecodeError:
         raise
     except Exception as exc:

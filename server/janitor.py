@@ -1,4 +1,5 @@
-"""The owner's clean-up rules: members of dead nodes leave, empty rooms go.
+"""The owner's clean-up rules: members of dead nodes leave, empty rooms retire
+(or go, when they were never used).
 
 How it works. Each maintenance round the room manager hands the janitor the
 rooms it owns (their state), their presence, the live nodes and the time;
@@ -11,7 +12,14 @@ is pure: no backend, no clock of its own.
   not only in presence, so a leave that was lost (the tick failed and the
   room was rebuilt from the store) is found and sent again next round.
 - **Idle rooms.** A room with no session, no online pod, no live presence
-  and no leave pending is empty; empty for ``idle_seconds`` it is removed.
+  and no leave pending is empty; empty for ``idle_seconds`` it is idle: the
+  owner retires it (``Backend.retire_room``): it lets go of the room, whose
+  stored state is kept for the retention time, then expires.
+- **Unused rooms.** A room that never held a story line, a template or a
+  pod (``RoomState.used``) was only joined: empty for ``unused_seconds``
+  (much shorter; never longer than ``idle_seconds``) it is removed, not
+  retired: nothing of it is worth keeping, and cycling joins through new
+  room names can fill neither the room table nor the retired rooms.
 """
 
 from __future__ import annotations
@@ -34,17 +42,22 @@ class Sweep:
     leaves: dict[str, list[MemberLeave]] = field(default_factory=dict)
     #: room -> presence entries (sessions) of dead nodes to remove.
     gone: dict[str, list[str]] = field(default_factory=dict)
-    #: rooms empty for long enough: remove them.
+    #: rooms empty for long enough: retire them.
     idle: list[str] = field(default_factory=list)
+    #: rooms never used, empty for long enough: remove them (not retired).
+    unused: list[str] = field(default_factory=list)
     #: room -> the dead nodes whose members leave (for the log).
     dead: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Janitor:
-    """Finds members of dead nodes and rooms left empty for ``idle_seconds``."""
+    """Finds members of dead nodes, and rooms left empty for ``idle_seconds``
+    (``unused_seconds`` when they were never used)."""
 
-    def __init__(self, idle_seconds: float) -> None:
+    def __init__(self, idle_seconds: float, unused_seconds: float | None = None) -> None:
         self.idle_seconds = idle_seconds
+        #: None: a room never used goes idle like any other.
+        self.unused_seconds = unused_seconds
         self._empty_since: dict[str, float] = {}
 
     def sweep(
@@ -75,7 +88,10 @@ class Janitor:
                 self._empty_since.pop(room, None)
                 continue
             since = self._empty_since.setdefault(room, now)
-            if now - since >= self.idle_seconds:
+            if self.unused_seconds is not None and not state.used:
+                if now - since >= min(self.unused_seconds, self.idle_seconds):
+                    out.unused.append(room)
+            elif now - since >= self.idle_seconds:
                 out.idle.append(room)
         return out
 

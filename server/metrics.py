@@ -29,6 +29,30 @@ class Metrics:
             "sleepsync_connections_total", "websocket connections accepted", registry=r
         )
         self.rooms_owned = Gauge("sleepsync_rooms_owned", "rooms this node ticks", registry=r)
+        self.rooms_created = Counter(
+            "sleepsync_rooms_created_total",
+            "rooms this node created: opened by a join or by a pod announcing itself",
+            registry=r,
+        )
+        self.rooms_retired = Counter(
+            "sleepsync_rooms_retired_total",
+            "idle rooms this node let go of (stored for --retention-hours)",
+            registry=r,
+        )
+        self.rooms_removed = Counter(
+            "sleepsync_rooms_removed_total",
+            "rooms this node erased: unused (never held a story line, a template or a pod; "
+            "empty for --unused-room-seconds; not retired), forgotten (erased at an "
+            "operator's request)",
+            ["reason"],
+            registry=r,
+        )
+        self.greeting_evicted = Counter(
+            "sleepsync_greeting_evicted_total",
+            "connections closed before their hello to make room for a newer one "
+            "(--max-greeting-clients)",
+            registry=r,
+        )
         self.rooms_local = Gauge(
             "sleepsync_rooms_local", "rooms with clients on this node", registry=r
         )

@@ -5,11 +5,20 @@ the node is spawned through its one :class:`~.supervisor.Supervisor`
 (``node.tasks``), so :meth:`Node.stop` ends them all: nothing of the node
 is alive once it returns.
 
+TLS and origins (:mod:`.handshake`): with a certificate the port speaks
+``wss://`` and ``https://`` only; browser pages from origins not in
+``--allowed-origins`` are refused during the websocket handshake.
+
 HTTP, on the websocket port: ``GET /healthz`` says the process is alive,
 ``GET /readyz`` that it serves (503 from the moment the port is bound while
 the backend and broker start, and again while shutting down), ``GET
 /metrics`` gives the Prometheus counters. Any other plain HTTP request gets
 404; a websocket handshake before the node serves gets 503.
+
+Who may connect: with auth keys (``--auth-secret-file``,
+``--auth-public-key-file``) every hello needs a signed token; without them
+the node runs open, and refuses to be built for a non-loopback host unless
+``--insecure-no-auth`` (see :mod:`.auth`).
 
 Shutdown (:meth:`Node.stop`) is bounded by ``shutdown_grace``: clients are
 told with one broadcast, asked to close, and whoever has not finished
@@ -26,6 +35,7 @@ import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -37,6 +47,7 @@ from sleepsync.protocol.messages import Status
 from sleepsync.protocol.telemetry import Cue
 from sleepsync.protocol.topics import BrokerUrl
 
+from .auth import exposure, is_loopback, load_keys
 from .backend.base import Backend
 from .backend.memory import MemoryBackend
 from .backend.redis import RedisBackend
@@ -45,11 +56,13 @@ from .config import Settings
 from .dream import engine_hooks
 from .fanout import Fanout
 from .gateway import Gateway
+from .handshake import allowed_origins, tls_context
 from .ingest import Ingest
 from .journal.recorder import JournalKeeper
 from .metrics import Metrics
 from .room_state import EngineHooks
 from .rooms import RoomManager
+from .secret_files import read_secret_file
 from .supervisor import Supervisor
 
 __all__ = ["Node"]
@@ -58,6 +71,18 @@ log = logging.getLogger("sleepsync.node")
 
 #: Seconds the node waits, after the grace, for its connection handlers to end.
 STOP_MARGIN = 1.0
+
+
+def redis_password(settings: Settings) -> str | None:
+    """The password of ``--redis-password-file``; ValueError, in one sentence, when
+    it cannot be read or the URL carries a password as well."""
+    if not settings.redis_password_file:
+        return None
+    if not settings.redis_url:
+        raise ValueError("--redis-password-file needs --redis-url (the memory backend takes none)")
+    if urlsplit(settings.redis_url).password is not None:
+        raise ValueError("the Redis URL already carries a password: give it in one place only")
+    return read_secret_file(settings.redis_password_file, "--redis-password-file")
 
 
 class Node:
@@ -75,13 +100,22 @@ class Node:
     ) -> None:
         """``engine=False`` runs rooms without dream dynamics (membership and story only).
 
+        Raises ValueError, in one sentence, for a secret or certificate file
+        that cannot be read or does not fit the other settings.
+
         ``mqtt=False`` runs no MQTT ingest and no embedded broker (tests that need
         no pods). With ``mqtt=True`` the node ingests pod telemetry from
         ``settings.mqtt_url``, or from an embedded broker it starts when that is empty.
         ``clock`` (monotonic seconds) times the rooms' ticks, leases and
         heartbeats; tests share one they can move forward between nodes.
+
+        Raises ValueError, in one sentence, for an unreadable key file or a
+        non-loopback host without auth (and without ``insecure_no_auth``).
         """
         self.settings = settings
+        self.keys = load_keys(settings)
+        #: What the node says at start about running without tokens (None: it has keys).
+        self.open_mode = exposure(settings, self.keys)
         if hooks is None and engine:
             hooks = engine_hooks(settings)
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -99,15 +133,22 @@ class Node:
         self.metrics = Metrics()
         #: Every background task of this node; ``stop()`` ends them all.
         self.tasks = Supervisor()
+        password = redis_password(settings)
+        self._tls = tls_context(settings.tls_cert_file, settings.tls_key_file)
+        self._origins = allowed_origins(settings.allowed_origins)
         if backend is None and settings.redis_url:
             backend = RedisBackend(
                 settings.redis_url,
+                password=password,
                 retention=settings.event_retention,
                 inbox_limit=settings.inbox_limit,
+                max_retained=settings.max_rooms,
                 timeout=settings.redis_timeout,
             )
         self.backend: Backend = backend or MemoryBackend(
-            retention=settings.event_retention, inbox_limit=settings.inbox_limit
+            retention=settings.event_retention,
+            inbox_limit=settings.inbox_limit,
+            max_retained=settings.max_rooms,
         )
         self.rooms = RoomManager(
             self.backend,
@@ -153,6 +194,7 @@ class Node:
             metrics=self.metrics,
             hooks=hooks,
             tasks=self.tasks,
+            keys=self.keys,
         )
         self.ready = False
         self._server: Server | None = None
@@ -165,7 +207,7 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.settings.host}:{self.port}"
+        return f"{'wss' if self._tls else 'ws'}://{self.settings.host}:{self.port}"
 
     def _on_cues(self, room: str, cues: list[Cue]) -> None:
         if self.ingest is not None:
@@ -209,6 +251,8 @@ class Node:
             s.host,
             s.port,
             process_request=self._http,
+            ssl=self._tls,
+            origins=self._origins,
             max_size=s.max_frame_bytes,
             max_queue=16,
             compression=None,
@@ -231,6 +275,11 @@ class Node:
         self.tasks.spawn(self._run_parts(), "node parts")
         self.ready = True
         log.info("node %s serving on %s", self.node_id, self.url)
+        if self.open_mode is not None:
+            (log.info if is_loopback(self.settings.host) else log.warning)("%s", self.open_mode)
+        else:
+            algorithms = " or ".join(self.keys.algorithms()) if self.keys else ""
+            log.info("hello needs a token signed with %s", algorithms)
 
     async def _run_parts(self) -> None:
         async with asyncio.TaskGroup() as tg:

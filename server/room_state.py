@@ -10,7 +10,17 @@ engine's cues for pods: first the room's own items in input order, then the
 engine's, then an ``input_refused`` item for each story line or template
 from a session the room does not know (it left, or its node was declared
 dead: never dropped silently) and a ``template_rejected`` item for each
-template upload the room could not apply. Items are the typed values of
+template upload the room could not apply, then an ``input_refused`` item,
+addressed to the sender's session, for each circle command the engine could
+not apply (``/pass`` out of turn). Circle commands (``/circle``, ``/pass``)
+go to the engine but are not story: they get no ``said`` item and no place
+in the story tail. A websocket member can never be a pod: a join under the
+name of a pod in the room is refused (an ``input_refused`` item for
+``join``: the session never becomes a member), and no member's leave ever
+removes a pod's dreamer from the engine. A room is *used* once it held a
+story line, a template or a pod: the janitor keeps an empty room that was
+never used for a much shorter time (a join alone does not make a room worth
+keeping). Items are the typed values of
 :mod:`sleepsync.protocol.events`; a tick with any item gets the next seq,
 and the runtime encodes the items as that seq's event frame. ``snapshot``/``restore`` carry
 the whole state, engine included, to a new owner.
@@ -51,11 +61,13 @@ from .engine.api import (
     Telemetry,
     TemplateUploaded,
 )
+from .engine.circle import parse_command
 from .inputs import MemberJoin, MemberLeave, RoomInput, StoryInput, TemplateInput
 
 __all__ = ["EngineHooks", "RoomState", "TickOutput"]
 
 NOT_A_MEMBER = "the room does not know this session (it left, or its node was out of touch)"
+POD_NAME = "that name is a pod's in this room; choose another"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +118,8 @@ class RoomState:
         self._counts: Counter[tuple[str, Role]] = Counter()
         self._story: deque[tuple[int, str, str]] = deque(maxlen=story_tail)
         self.engine: DreamEngine | None = hooks.create(room) if hooks else None
+        #: Did the room ever hold a story line, a template or a pod?
+        self.used = False
 
     # ------------------------------------------------------------------ queries
     @property
@@ -151,24 +165,34 @@ class RoomState:
         feed: list[EngineInput] = []
         #: Items that close the tick, after the engine's: refused inputs, rejected templates.
         late: list[EventItem] = []
+        #: (name, text) of this tick's lines -> the sessions that sent them.
+        senders: dict[tuple[str, str], list[str]] = {}
         for external in engine_inputs:
             if self._admit(external, out):
                 feed.append(external)
         for item in inputs:
             if isinstance(item, MemberJoin):
-                self._join(item, out, feed)
+                self._join(item, out, late, feed)
             elif isinstance(item, MemberLeave):
                 self._leave(item.session, out, feed)
             elif isinstance(item, StoryInput):
-                self._say(item, out, late, feed)
+                self._say(item, out, late, feed, senders)
             elif isinstance(item, TemplateInput):
                 self._template(item, late, feed)
+            # A ForgetInput never reaches a tick: the owner erases the room instead.
         self.tick += 1
         if self.engine is not None:  # time passes for the dream even in a quiet tick
             result = self.engine.step(feed)
             out.items.extend(result.events)
             out.cues.extend(result.cues)
+            refused = result.refused
+        else:
+            refused = []
         out.items.extend(late)
+        for refusal in refused:
+            sessions = senders.get((refusal.author, refusal.text))
+            if sessions:
+                out.items.append(InputRefused(sessions.pop(0), refusal.input, refusal.reason))
         if out.items:
             self.seq += 1
             out.seq = self.seq
@@ -184,6 +208,7 @@ class RoomState:
                     out.refused_pods.append(pod)
                     return False
                 self._pods[pod] = True
+                self.used = True
                 out.items.append(MemberJoined(pod, "pod"))
             elif not online:
                 self._pods[pod] = True
@@ -197,8 +222,13 @@ class RoomState:
             return False
         return True
 
-    def _join(self, item: MemberJoin, out: TickOutput, feed: list[EngineInput]) -> None:
+    def _join(
+        self, item: MemberJoin, out: TickOutput, late: list[EventItem], feed: list[EngineInput]
+    ) -> None:
         if item.session in self._sessions:
+            return
+        if item.name in self._pods:
+            late.append(InputRefused(item.session, "join", POD_NAME))
             return
         self._sessions[item.session] = _Session(item.name, item.role, item.node)
         key = (item.name, item.role)
@@ -217,18 +247,28 @@ class RoomState:
         if self._counts[key] <= 0:
             del self._counts[key]
             out.items.append(MemberLeft(info.name, info.role))
-            if info.role == "dreamer":
+            # A pod that came under a member's name since keeps its dreamer.
+            if info.role == "dreamer" and info.name not in self._pods:
                 feed.append(DreamerLeft(info.name))
 
     def _say(
-        self, item: StoryInput, out: TickOutput, late: list[EventItem], feed: list[EngineInput]
+        self,
+        item: StoryInput,
+        out: TickOutput,
+        late: list[EventItem],
+        feed: list[EngineInput],
+        senders: dict[tuple[str, str], list[str]],
     ) -> None:
         if item.session not in self._sessions:  # it left, or its node was declared dead
             late.append(InputRefused(item.session, "say", NOT_A_MEMBER))
             return
-        self._story.append((self.seq + 1, item.name, item.text))
-        out.items.append(Said(item.name, item.text))
         feed.append(StoryLine(item.name, item.text))
+        senders.setdefault((item.name, item.text), []).append(item.session)
+        if parse_command(item.text) is not None:
+            return  # a circle command: the engine answers it; it is not story
+        self._story.append((self.seq + 1, item.name, item.text))
+        self.used = True
+        out.items.append(Said(item.name, item.text))
 
     def _template(
         self, item: TemplateInput, late: list[EventItem], feed: list[EngineInput]
@@ -244,6 +284,7 @@ class RoomState:
         except TemplateInvalid as exc:  # checked at the gateway; re-checked for safety
             late.append(TemplateRejected(item.name, exc.message))
             return
+        self.used = True
         feed.append(TemplateUploaded(item.name, template))
 
     def leave_node(self, node: str) -> list[MemberLeave]:
@@ -281,6 +322,7 @@ class RoomState:
             "story_tail": self._story.maxlen,
             "capacity": self.capacity,
             "pods": self._pods,
+            "used": self.used,
             "engine": self.engine.snapshot() if self.engine is not None else None,
         }
         return msgpack.packb(state, use_bin_type=True)
@@ -295,6 +337,7 @@ class RoomState:
         room._hooks = hooks
         room.tick = state["tick"]
         room.seq = state["seq"]
+        room.used = bool(state.get("used", True))  # older snapshots: keep the room
         for session, (name, role, node) in state["sessions"].items():
             room._sessions[session] = _Session(name, role, node)
             room._counts[(name, role)] += 1

@@ -7,7 +7,8 @@ between them and the backend:
 - :mod:`.runner` — one owned room, pure: inputs in, one stored event out.
 - :mod:`.scheduler` — which rooms tick when (slots of the tick period).
 - :mod:`.ownership` — leases, the node's liveness, fair share, health.
-- :mod:`.janitor` — members of dead nodes leave; empty rooms go.
+- :mod:`.janitor` — members of dead nodes leave; empty rooms retire (or go
+  quickly when they were never used).
 
 Owning. :meth:`RoomManager.take` acquires a room's lease; ``_install`` is the
 one way a room becomes owned, for a takeover and for a rebuild alike: it
@@ -24,6 +25,17 @@ the slot's rooms in one backend call, runs each room's tick, and commits all
 their events in one call; each commit also removes the inputs its tick
 consumed, in the same atomic, fenced operation (consume on commit), so an
 owner that lost its lease while paused leaves those inputs to the new owner.
+A room is snapshotted every ``snapshot_every`` ticks, and right after a tick
+that stored template uploads, so the store forgets their texts at once.
+
+Forgetting. An operator's ``forget`` reaches the owner as a
+:class:`~.inputs.ForgetInput` in the inbox. The owner does not tick a room
+whose inbox holds one: after the slot's commits it erases the room in one
+fenced backend operation (``forget_room``: every key, a tombstone left) and
+steps down. Nodes with clients in the room find its history gone and tell
+them (see ``Gateway.rejoin``). A retired room has no owner and no client:
+the node that got the request erases its retained keys itself
+(:meth:`RoomManager.forget_retired`, refused if the room came back).
 
 Inputs. Every input of a local client goes through :meth:`RoomManager.submit`
 (:mod:`.outbox`): it is queued for the owner, or refused with an error for
@@ -51,10 +63,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sleepsync.protocol.errors import DecodeError, TooManyRooms
+from sleepsync.protocol.errors import DecodeError, SleepSyncError, TooManyRooms
 from sleepsync.protocol.telemetry import Cue
 
 from .backend.base import (
+    FORGOTTEN_TTL_MS,
     Backend,
     BackendError,
     Commit,
@@ -62,7 +75,7 @@ from .backend.base import (
     Lease,
 )
 from .config import Settings
-from .inputs import ExternalInput, MemberLeave, RoomInput, decode_input
+from .inputs import ExternalInput, ForgetInput, MemberLeave, RoomInput, decode_input
 from .janitor import Janitor
 from .journal.recorder import JournalKeeper
 from .metrics import Metrics
@@ -73,7 +86,7 @@ from .runner import RoomRunner
 from .scheduler import Slot, TickScheduler
 from .supervisor import Supervisor
 
-__all__ = ["OwnedRoom", "RoomManager"]
+__all__ = ["OwnedRoom", "RoomAbsent", "RoomManager"]
 
 log = logging.getLogger("sleepsync.rooms")
 
@@ -83,6 +96,13 @@ REPLAY_BATCH = 512
 EXTERNAL_QUEUE = 4096
 #: Seconds between two polls while waiting for another node to take a room.
 POLL = 0.05
+
+
+class RoomAbsent(SleepSyncError, peer=False):
+    """The room does not exist and the caller may not create it."""
+
+    code = "room_absent"
+
 
 CueSink = Callable[[str, list[Cue]], None]
 #: Called with (room, owned) when this node starts or stops owning a room.
@@ -135,7 +155,7 @@ class RoomManager:
             backend, settings, node_id, metrics, clock=clock, on_health=on_health
         )
         self.outbox = Outbox(backend, settings, metrics, self.ownership)
-        self.janitor = Janitor(settings.room_idle_seconds)
+        self.janitor = Janitor(settings.room_idle_seconds, settings.unused_room_seconds)
         self._clock = clock
         self._on_cues = on_cues
         self._on_ownership = on_ownership
@@ -170,23 +190,33 @@ class RoomManager:
         return True
 
     # ------------------------------------------------------------ ownership
-    async def open_room(self, room: str) -> None:
+    async def open_room(self, room: str, *, create: bool = True) -> bool:
         """Make sure ``room`` exists and has an owner (this node if no one else).
 
-        Raises TooManyRooms when the deployment is at ``max_rooms``.
+        True when this call created the room; a retired room is not created but
+        brought back as it was (see ``Backend.retire_room``). Raises TooManyRooms
+        when the deployment is at ``max_rooms``, RoomAbsent when the room does
+        not exist and ``create`` is False.
         """
+        self.metrics.backend_ops.labels("room_status").inc()
+        created = await self.backend.room_status(room) not in ("exists", "retired")
+        if created and not create:
+            raise RoomAbsent(f"room {room} does not exist")
         self.metrics.backend_ops.labels("create_room").inc()
         if not await self.backend.create_room(room, self.settings.max_rooms):
             raise TooManyRooms(f"the server holds its maximum of {self.settings.max_rooms} rooms")
+        if created:
+            self.metrics.rooms_created.inc()
         if room in self.owned or await self.backend.owner(room) is not None:
-            return
+            return created
         if not await self.ownership.under_share(len(self.owned)):
             # Leave the room to a node under its share; take it if no one does in time.
             for _ in range(int(self.settings.lease_ttl_ms / 1000 / POLL)):
                 await asyncio.sleep(POLL)
                 if room in self.owned or await self.backend.owner(room) is not None:
-                    return
+                    return created
         await self.take(room)
+        return created
 
     async def take(self, room: str) -> bool:
         """Try to become the room's owner; one attempt at a time per room."""
@@ -232,9 +262,10 @@ class RoomManager:
             story_tail=self.settings.story_tail,
             capacity=self.settings.room_capacity,
         )
+        templates = await self.backend.read_templates(room)
         while tail := await self.backend.read_events(room, runner.state.seq, REPLAY_BATCH):
             for stored in tail:
-                runner.replay(stored)
+                runner.replay(stored, templates)
         self.metrics.backend_ops.labels("save_snapshot").inc()
         saved = await self.backend.save_snapshots({room: (runner.snapshot(), lease.epoch)})
         if not saved.get(room):
@@ -356,6 +387,7 @@ class RoomManager:
         self.metrics.backend_ops.labels("read_inputs").inc()
         inboxes = await self.backend.read_inputs(rooms, INBOX_BATCH)
         commits: dict[str, Commit] = {}
+        forgotten: dict[str, ForgetInput] = {}
         to_snapshot: list[str] = []
         now = time.time()
         for room in rooms:
@@ -363,9 +395,16 @@ class RoomManager:
             if owned is None:
                 continue
             commit = self._tick_room(owned, inboxes.get(room, ()), now)
+            if isinstance(commit, ForgetInput):
+                forgotten[room] = commit
+                continue
             if commit is not None:
                 commits[room] = commit
-            if owned.state.tick % self.settings.snapshot_every == 0:
+            # A snapshot right after a tick that stored templates lets the store
+            # forget them: a room holds no upload longer than one tick.
+            if owned.state.tick % self.settings.snapshot_every == 0 or (
+                commit is not None and commit.templates
+            ):
                 to_snapshot.append(room)
         self.metrics.ticks.inc(len(rooms))
         if commits:
@@ -388,17 +427,56 @@ class RoomManager:
                 if room in self.owned:  # its events are stored (or it had none)
                     self.journal.stored(room)
         await self._save_snapshots(to_snapshot)
+        for room, request in forgotten.items():
+            await self._forget(room, request)
+
+    async def forget_retired(self, room: str, operator: str) -> bool:
+        """Erase ``room`` now if it is retired: no owner runs it to do so.
+
+        False when it is not retired (live, missing, or created again meanwhile):
+        a live room is erased by its owner (a :class:`~.inputs.ForgetInput`).
+        """
+        self.metrics.backend_ops.labels("forget_room").inc()
+        if not await self.backend.forget_room(room, None, FORGOTTEN_TTL_MS):
+            return False
+        log.warning("retired room %s erased at the request of operator %s", room, operator)
+        self.metrics.rooms_removed.labels("forgotten").inc()
+        if self.journal is not None:
+            self.journal.forget(room)
+        return True
+
+    async def _forget(self, room: str, request: ForgetInput) -> None:
+        """Erase the room at an operator's request (fenced), and let go of it."""
+        owned = self.owned.get(room)
+        if owned is None:
+            return
+        self.metrics.backend_ops.labels("forget_room").inc()
+        if await self.backend.forget_room(room, owned.lease.epoch, FORGOTTEN_TTL_MS):
+            log.warning("room %s erased at the request of operator %s", room, request.name)
+            self.metrics.rooms_removed.labels("forgotten").inc()
+            self.step_down(room, "forgotten")
+            if self.journal is not None:
+                self.journal.forget(room)  # its recorded nights go with it
+        else:
+            self.metrics.fenced.inc()
+            self.step_down(room, "forget refused: a newer owner holds the room")
 
     def _tick_room(
         self, owned: OwnedRoom, entries: Sequence[InboxEntry], now: float
-    ) -> Commit | None:
+    ) -> Commit | ForgetInput | None:
+        """One room's tick: the commit to store, or the request to erase the room
+        instead (the inputs with it are erased with the room)."""
         inputs: list[RoomInput] = list(owned.pending.values())
         owned.pending = {}
         for entry in entries:
             try:
-                inputs.append(decode_input(entry.data))
+                item = decode_input(entry.data)
             except DecodeError:
                 self.metrics.inputs_invalid.inc()
+                continue
+            if isinstance(item, ForgetInput):
+                return item
+            inputs.append(item)
         external, owned.external = owned.external, []
         consumed = entries[-1].id if entries else None
         epoch = owned.lease.epoch
@@ -423,7 +501,8 @@ class RoomManager:
             self._on_cues(owned.runner.room, result.cues)
         if result.stored is None and consumed is None:
             return None
-        return Commit(epoch, [] if result.stored is None else [result.stored], consumed)
+        stored = [] if result.stored is None else [result.stored]
+        return Commit(epoch, stored, consumed, result.templates)
 
     async def _save_snapshots(self, rooms: list[str]) -> None:
         snapshots = {
@@ -471,6 +550,7 @@ class RoomManager:
         beat_at = await self.ownership.beat()
         for lease in await self.ownership.renew([o.lease for o in self.owned.values()]):
             self.step_down(lease.room, "lease lost")
+        await self.backend.keep_registered(list(self.owned))
         rooms = await self.backend.list_rooms()
         await self.outbox.register(set(rooms), force=lapsed)
         self.ownership.confirm(beat_at)
@@ -500,8 +580,28 @@ class RoomManager:
         for room, sessions in sweep.gone.items():
             for session in sessions:
                 await self.backend.leave_presence(room, session)
+        for room in sweep.unused:
+            owned = self.owned.get(room)
+            # Retired with no retention time: removed at once, nothing of it kept.
+            if owned is not None and await self.backend.retire_room(room, owned.lease.epoch, 0):
+                log.info("room %s removed: empty, and never held a line, template or pod", room)
+                self.metrics.rooms_removed.labels("unused").inc()
+                self.step_down(room, "removed while empty")
+        keep_ms = self.settings.retention_ms
         for room in sweep.idle:
             owned = self.owned.get(room)
-            if owned is not None and await self.backend.delete_room(room, owned.lease.epoch):
-                log.info("room %s removed after being empty", room)
-                self.step_down(room, "removed while empty")
+            if owned is None:
+                continue
+            # Its last state is stored; the snapshot right before lets a comeback
+            # start from it instead of replaying the whole retained stream.
+            await self._save_snapshots([room])
+            if room in self.owned and await self.backend.retire_room(
+                room, owned.lease.epoch, keep_ms
+            ):
+                self.metrics.rooms_retired.inc()
+                log.info(
+                    "room %s is idle: stored for %g h unless someone joins again",
+                    room,
+                    self.settings.retention_hours,
+                )
+                self.step_down(room, "idle")

@@ -11,10 +11,13 @@ most one :class:`~.backend.base.StoredEvent`: the frame clients receive, at
 the owner's lease epoch and the room's next seq, plus the tick's inputs, so
 a later owner can replay the tick exactly. A tick that applied room inputs
 always stores an event, even one with no visible item: a membership change
-is never missing from the replayed history.
+is never missing from the replayed history. The record names template
+uploads by digest; :attr:`TickResult.templates` carries their texts, for the
+owner to store once beside the event (see ``backend.base``, templates).
 
 A new owner opens its runner from the room's last snapshot (a new room: from
-nothing), then :meth:`~RoomRunner.replay` s every event stored after it.
+nothing), then :meth:`~RoomRunner.replay` s every event stored after it,
+with the room's stored templates.
 :meth:`~RoomRunner.snapshot` gives the state and the client-facing view at
 the same point; the view carries the epoch of the newest event, or the
 owner's own epoch while the room has no event yet, so a newcomer's resume
@@ -23,7 +26,7 @@ point is always a real one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sleepsync.protocol.codec import encode
@@ -32,7 +35,7 @@ from sleepsync.protocol.messages import Event, Snapshot
 from sleepsync.protocol.telemetry import Cue
 
 from .backend.base import RoomSnapshot, StoredEvent
-from .inputs import ExternalInput, RoomInput, decode_tick, encode_tick
+from .inputs import ExternalInput, RoomInput, decode_tick, encode_tick, template_texts
 from .room_state import EngineHooks, RoomState
 
 __all__ = ["ReplayError", "RoomRunner", "TickResult"]
@@ -52,6 +55,8 @@ class TickResult:
     """What one tick gives its owner: the event to store (None: nothing to store)."""
 
     stored: StoredEvent | None = None
+    #: digest -> text of the templates ``stored`` names: store them with it.
+    templates: dict[str, bytes] = field(default_factory=dict)
     cues: list[Cue] = field(default_factory=list)
     #: Pods whose telemetry was refused because the room is full.
     refused_pods: int = 0
@@ -107,17 +112,22 @@ class RoomRunner:
         items = [item.to_wire() for item in out.items]
         frame = encode(Event(state.room, self.epoch, out.seq, state.tick, items, now))
         self.last_epoch = self.epoch
-        record = encode_tick(list(inputs), list(external))
+        record = encode_tick(inputs, external)
         result.stored = StoredEvent(self.epoch, out.seq, state.tick, frame, record)
+        result.templates = template_texts(inputs)
         return result
 
-    def replay(self, stored: StoredEvent) -> None:
-        """Apply a stored event's inputs again: the tick that made it, exactly."""
+    def replay(self, stored: StoredEvent, templates: Mapping[str, bytes] | None = None) -> None:
+        """Apply a stored event's inputs again: the tick that made it, exactly.
+
+        ``templates`` holds the texts of the templates the record names
+        (the room's stored templates, :meth:`Backend.read_templates`).
+        """
         state = self.state
         if stored.seq != state.seq + 1:
             raise ReplayError(f"the stream of {state.room} jumps from {state.seq} to {stored.seq}")
         try:
-            record = decode_tick(stored.inputs)
+            record = decode_tick(stored.inputs, templates)
         except DecodeError as exc:
             raise ReplayError(f"event {stored.seq} of {state.room}: {exc.message}") from exc
         while state.tick < stored.tick - 1:

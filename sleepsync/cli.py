@@ -27,12 +27,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sleepsync.server.cli",
         "generate Mosquitto credentials for the server and N pods",
     ),
+    "token": ("sleepsync.server.cli", "mint a signed token for one person (hello's token)"),
+    "secrets": (
+        "sleepsync.server.cli",
+        "write the secrets of docker-compose.yml (MQTT, Redis, auth) into a directory",
+    ),
     "demo": ("sleepsync.demo", "run a single-node server and join its demo room"),
     "dream": ("sleepsync.client.cli", "join a room from the terminal"),
+    "watch": ("sleepsync.client.cli", "watch several rooms at once (read-only dashboard)"),
     "pods": ("sleepsync.client.cli", "simulate pods streaming telemetry into a room"),
     "load": (
         "sleepsync.client.cli",
         "load-test a deployment with simulated pods and observers",
+    ),
+    "forget": (
+        "sleepsync.client.cli",
+        "erase everything stored about a room (operator token)",
     ),
     "journal": ("sleepsync.nights", "export, plot and inspect dream journals"),
     "replay": (

@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["configure_logging", "count", "pattern", "positive", "readable_file", "run"]
 
@@ -76,11 +76,13 @@ def run(main: Callable[[], Awaitable[T]]) -> T | None:
     return asyncio.run(wrapper())
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, file: str | None = None) -> None:
+    """Log lines at ``level`` and above to stderr, or to ``file`` (appended) when given."""
+    target: dict[str, Any] = {"filename": file} if file else {"stream": sys.stderr}
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        **target,
     )
     # websockets logs every plain HTTP probe (/healthz) as a rejected handshake.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)

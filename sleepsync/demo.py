@@ -2,6 +2,9 @@
 
 The one command that composes both sides (a server node and the terminal
 client), which is why it lives here and not in ``server`` or ``client``.
+The server's log lines go to a file the demo names once, never onto the
+screen: on a terminal the screen is the Textual dream screen (``--plain``
+or a pipe gives sentences, ``--json`` JSON lines).
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
+import tempfile
 from typing import Any
 
 from sleepsync.client.pods import PodFleet, PodOptions
@@ -35,7 +40,15 @@ def add_demo_parser(sub: Any) -> None:
     )
     demo.add_argument("--port", type=int, default=8765, help="websocket port of the demo server")
     demo.add_argument("--name", default="you", type=pattern(NAME_RE, "NAME"))
-    demo.add_argument("--json", action="store_true", help="print JSON lines")
+    mode = demo.add_mutually_exclusive_group()
+    mode.add_argument("--plain", action="store_true", help="sentences, one per line; no screen")
+    mode.add_argument("--json", action="store_true", help="print JSON lines")
+    demo.add_argument(
+        "--log-file",
+        default=None,
+        metavar="FILE",
+        help="where the server's log lines go (default: a new file in the temp folder)",
+    )
     demo.add_argument("--duration", type=positive, default=None, help="stop after seconds")
     demo.add_argument(
         "--mqtt-port", type=int, default=1883, help="port of the demo's embedded MQTT broker"
@@ -46,7 +59,12 @@ def add_demo_parser(sub: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    configure_logging("WARNING")
+    log_file = args.log_file
+    if log_file is None:
+        fd, log_file = tempfile.mkstemp(prefix="sleepsync-demo-", suffix=".log")
+        os.close(fd)
+    configure_logging("INFO", file=log_file)
+    screen = not (args.plain or args.json) and sys.stdout.isatty() and sys.stdin.isatty()
     settings = Settings(port=args.port, node_id="demo", mqtt_embedded_port=args.mqtt_port)
     node = Node(settings)
 
@@ -64,10 +82,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 pods = asyncio.create_task(fleet.run())
             print(
                 f"SleepSync demo server on {node.url}, MQTT on port {args.mqtt_port}; room "
-                f"'demo' with {args.pods} simulated pods. Type to tell the story, "
-                "Ctrl-C to leave.",
+                f"'demo' with {args.pods} simulated pods. Server logs: {log_file}",
                 file=sys.stderr,
             )
+            if screen:
+                from sleepsync.client.tui.run import dream_app
+
+                app = dream_app((node.url,), "demo", args.name, duration=args.duration)
+                await app.run_async()
+                return app.return_code or 0
             opts = TerminalOptions(
                 url=node.url, room="demo", name=args.name, json=args.json, duration=args.duration
             )

@@ -23,11 +23,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sleepsync.client.cli import add_ca_argument, add_token_argument, read_ca
+from sleepsync.client.connection import websocket_tls
 from sleepsync.client.history import HistoryError, fetch_history
-from sleepsync.client.render import JsonRenderer, TextRenderer
+from sleepsync.client.render import JsonRenderer
+from sleepsync.client.roomview import RoomView
+from sleepsync.client.sentences import describe
 from sleepsync.cliutil import pattern, positive, readable_file, run
 from sleepsync.protocol.errors import TemplateInvalid
 from sleepsync.protocol.events import EventItem, MemberJoined, MemberLeft, Said
+from sleepsync.protocol.identity import unverified_subject
 from sleepsync.protocol.messages import Event
 from sleepsync.protocol.narrative import NarrativeTemplate, parse_template
 from sleepsync.protocol.wire import NAME_RE, ROOM_RE
@@ -80,9 +85,13 @@ def add_journal_parser(sub: Any) -> None:
     )
     export.add_argument("room", type=pattern(ROOM_RE, "ROOM"), help="room id")
     export.add_argument("--server", default=DEFAULT_SERVER, help="websocket URL of a node")
-    export.add_argument("--token", default=None, help="access token, passed in hello")
+    add_ca_argument(export)
+    add_token_argument(export)
     export.add_argument(
-        "--name", default="journal", type=pattern(NAME_RE, "NAME"), help="name said in hello"
+        "--name",
+        default=None,
+        type=pattern(NAME_RE, "NAME"),
+        help="hello's name (default: the token's subject; 'journal' without a token)",
     )
     export.add_argument("--out", required=True, metavar="FILE", help="journal file to write")
     export.add_argument("--timeout", type=positive, default=120.0, help="seconds to wait")
@@ -182,10 +191,20 @@ def _guarded(body: Callable[[], int]) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    name = args.name or (unverified_subject(args.token) if args.token else None) or "journal"
+    try:
+        tls = websocket_tls(args.server, read_ca(args))
+    except (OSError, ValueError) as exc:
+        raise Refused(str(exc)) from exc
     try:
         data = run(
             lambda: fetch_history(
-                args.server, args.room, name=args.name, token=args.token, timeout=args.timeout
+                args.server,
+                args.room,
+                name=name,
+                token=args.token,
+                timeout=args.timeout,
+                tls=tls,
             )
         )
     except HistoryError as exc:
@@ -400,7 +419,9 @@ class _Summary:
 
 def _follower(args: argparse.Namespace, header: JournalHeader) -> Observer:
     """An observer that prints each tick's events, paced like the night (times speed)."""
-    renderer: JsonRenderer | TextRenderer = JsonRenderer() if args.json else TextRenderer()
+    renderer: JsonRenderer | _Sentences = (
+        JsonRenderer() if args.json else _Sentences(RoomView(header.room))
+    )
     speed = args.speed or 1.0
     hz = header.config.tick_hz
     epoch = header.segment.epoch
@@ -425,6 +446,17 @@ def _follower(args: argparse.Namespace, header: JournalHeader) -> Observer:
             print(line, flush=True)
 
     return follow
+
+
+@dataclass
+class _Sentences:
+    """Events as the terminal client's sentences (``dream --plain``), the room folded in."""
+
+    view: RoomView
+
+    def render(self, msg: Event) -> list[str]:
+        items = self.view.apply(msg)
+        return [str(s) for item in items if (s := describe(item, self.view)) is not None]
 
 
 def _visible(inputs: Sequence[EngineInput], items: Sequence[EventItem]) -> list[EventItem]:

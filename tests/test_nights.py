@@ -126,7 +126,7 @@ class TestWhatIf:
                     "glitches started", "glitches spread", "nightmare releases"):  # fmt: skip
             assert row in rows, row
         assert rows["collapses"].split()[1:] == ["1", "0"]
-        assert rows["nightmare releases"].split()[2:] == ["3", "0"]
+        assert rows["nightmare releases"].split()[2:] == ["4", "0"]
 
     @pytest.mark.parametrize(
         ("setting", "message"),

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Make sure the service programs the tests start themselves are installed:
-# mosquitto, mosquitto_pub/sub (mosquitto-clients) and redis-server.
+# mosquitto, mosquitto_pub/sub (mosquitto-clients) and redis-server, and tmux
+# (a test runs the dream screen in it, as a person's terminal).
 #
 # Missing ones are installed with apt-get when this can (root, or passwordless
 # sudo); otherwise the script stops with one line naming the packages. It
@@ -18,6 +19,7 @@ missing=""
 have mosquitto || missing="$missing mosquitto"
 have mosquitto_pub || missing="$missing mosquitto-clients"
 have redis-server || missing="$missing redis-server"
+have tmux || missing="$missing tmux"
 missing=${missing# }
 [ -z "$missing" ] && exit 0
 

@@ -6,8 +6,9 @@ around them — the server's gateway, the client's ``RoomClient`` — only move
 bytes and carry those actions out, so every rule is tested without a socket.
 
 - :mod:`.server`: :class:`ServerSession` — hello first and once, the hello
-  timeout, the rate bucket, refused frames in a row, rooms and their limit,
-  roles (:data:`PERMISSIONS`), and which error code answers what.
+  timeout, the token and its expiry, the rate bucket, refused frames in a
+  row, rooms and their limits (new rooms a minute, template uploads), roles
+  (:data:`PERMISSIONS`, :data:`SEATS`), and which error code answers what.
 - :mod:`.client`: :class:`ClientSession` — seq tracking and gaps, the resume
   point per room, resyncs, and what to do about each error code
   (:data:`ERROR_REACTIONS`).
@@ -31,12 +32,14 @@ from .server import (
     MAX_CLOSE_REASON,
     PERMISSIONS,
     RULES,
+    SEATS,
     UNREAD_REF,
     ApplyTemplate,
     Close,
     EnterRoom,
     FetchHistory,
     FetchRooms,
+    ForgetRoom,
     LeaveRoom,
     Request,
     Rule,
@@ -52,6 +55,7 @@ __all__ = [
     "MAX_CLOSE_REASON",
     "PERMISSIONS",
     "RULES",
+    "SEATS",
     "UNREAD_REF",
     "ApplyTemplate",
     "ClientAction",
@@ -61,6 +65,7 @@ __all__ = [
     "EnterRoom",
     "FetchHistory",
     "FetchRooms",
+    "ForgetRoom",
     "Gap",
     "GiveUp",
     "LeaveRoom",

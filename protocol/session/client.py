@@ -18,6 +18,8 @@ from ..errors import LocalError, RemoteError
 from ..messages import (
     Error,
     Event,
+    Forget,
+    Forgotten,
     Hello,
     Join,
     Journal,
@@ -72,8 +74,12 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "hello_repeated": "report",
     "already_joined": "report",
     "not_joined": "report",
+    "unauthorized": "give_up",
     "forbidden": "report",
+    "name_taken": "report",
     "too_many_rooms": "report",
+    "too_many_new_rooms": "report",
+    "upload_too_soon": "retry",
     "rate_limited": "reconnect",
     "too_many_bad_frames": "give_up",
     "hello_timeout": "reconnect",
@@ -82,14 +88,15 @@ ERROR_REACTIONS: Mapping[str, Reaction] = {
     "rooms_exhausted": "retry",
     "server_full": "reconnect",
     "slow_consumer": "reconnect",
+    "room_forgotten": "give_up",
     "internal": "reconnect",
     "room_starting": "retry",
-    "room_missing": "retry",
-    "room_busy": "retry",
-    "node_lapsed": "retry",
     "no_history": "report",
     "room_unavailable": "reconnect",
     "backend": "retry",
+    "room_missing": "report",
+    "room_busy": "retry",
+    "node_lapsed": "retry",
 }
 
 #: Requests without which a client is not in its room.
@@ -165,7 +172,8 @@ class ClientSession:
     """The client's side: rooms wanted, their resume points, seq checks."""
 
     name: str
-    token: str | None = None
+    #: The signed token said in hello (never shown in a repr or a log line).
+    token: str | None = field(default=None, repr=False)
     rooms: dict[str, _Membership] = field(default_factory=dict)
     #: The welcome of the current connection (None until it came).
     welcome: Welcome | None = None
@@ -179,6 +187,14 @@ class ClientSession:
         """The last (epoch, seq) seen in ``room`` (kept after leaving it)."""
         membership = self.rooms.get(room)
         return None if membership is None else membership.position
+
+    def resume_from(self, room: str, point: ResumePoint | None) -> None:
+        """Resume ``room`` from ``point`` on the next connection (a remembered
+        position from an earlier run, say); None joins afresh with a snapshot."""
+        membership = self.rooms.get(room)
+        if membership is None:
+            raise LocalError(f"not in room {room}")
+        membership.position = point
 
     def connect(self) -> list[ClientAction]:
         """A new connection is open: hello, then a join per room, resuming."""
@@ -228,6 +244,10 @@ class ClientSession:
             raise LocalError(f"not in room {room}")
         return [Send(Say(room, text))]
 
+    def forget(self, room: str) -> list[ClientAction]:
+        """Ask the server to erase everything stored about ``room`` (operators only)."""
+        return [Send(Forget(room))]
+
     def receive(self, frame: Message | RemoteError) -> list[ClientAction]:
         """One frame from the server, decoded (or the error decoding it raised)."""
         if isinstance(frame, RemoteError):
@@ -250,7 +270,7 @@ class ClientSession:
         if isinstance(frame, Welcome):
             self.welcome = frame
             return [Deliver(frame)]
-        if isinstance(frame, Left | Rooms | Status | Journal):
+        if isinstance(frame, Left | Rooms | Status | Forgotten | Journal):
             return [Deliver(frame)]
         return []  # a client message: not for a client to act on
 

@@ -20,11 +20,38 @@ paused) therefore leaves every input it read for the new owner. A push into
 a room the store does not know, or into a full inbox, is refused with an
 :class:`InputRefused` the sender is told about: no input vanishes unseen.
 
+Templates: a tick record names each template upload by the sha256 of its
+text (``inputs``); the text is stored once per room, by digest, in the same
+fenced operation as the events naming it (``Commit.templates``), and only
+until a snapshot covers those events: saving a snapshot forgets the room's
+templates. An owner snapshots only its whole state, after every event it
+stored, so no event after a saved snapshot names a forgotten template, and
+a room holds at most the templates of the ticks since its last snapshot
+(the owner snapshots right after a tick that applied one). The current
+narrative lives on in the snapshot itself.
+
 Incarnations: a room's first epoch is derived from the wall clock in
 microseconds when the room is created (then +1 per takeover), so a room that
 is deleted and created again, or re-created after the store lost its data,
 never reuses an (epoch, seq) pair a client may still hold: resuming from such
 a pair finds no matching event and gets a resync instead of wrong events.
+
+Retention: an owner retires a room that stayed empty for a while
+(:meth:`Backend.retire_room`): its stored events, snapshot and inbox then
+live for a retention time, and creating the room again within it resumes
+the room where it stopped. ``list_rooms``, leases, inputs and the fair
+share see live rooms only. A room that was never used (only joined) is not
+worth keeping: its owner retires it with no retention time, which removes
+it at once.
+
+Forgetting: an operator's ``forget`` is carried out by the room's owner
+(``forget_room``): every key of the room goes at once, fenced by the lease
+epoch, whoever is still in it, and a *tombstone* stays for
+:data:`FORGOTTEN_TTL_MS` so that the nodes whose clients were in the room
+tell them (``room_status`` is ``"forgotten"``) instead of opening the room
+again for them. The tombstone holds the room id and nothing else. A retired
+room has no owner: its retained keys are erased the same way, without an
+epoch, as long as it is still retired (``room_status`` is ``"retired"``).
 
 Nodes send heartbeats; the owner of a room removes the presence of sessions
 whose node stopped beating, and nodes take rooms up to a fair share of the
@@ -34,12 +61,13 @@ rooms among the live nodes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeAlias
 
 from sleepsync.protocol.errors import SleepSyncError
 
 __all__ = [
+    "FORGOTTEN_TTL_MS",
     "Backend",
     "BackendError",
     "Commit",
@@ -51,8 +79,18 @@ __all__ = [
     "Member",
     "RoomMissing",
     "RoomSnapshot",
+    "RoomStatus",
     "StoredEvent",
 ]
+
+#: How long a forgotten room's tombstone lasts (ms): longer than any node
+#: needs to notice that the room's history vanished and tell its clients.
+FORGOTTEN_TTL_MS = 60_000
+
+#: Whether a room is live (``exists``), retired (idle, its state kept for the
+#: retention time), or not: never or no longer (``missing``), or erased by an
+#: operator within FORGOTTEN_TTL_MS (``forgotten``).
+RoomStatus: TypeAlias = Literal["exists", "retired", "missing", "forgotten"]
 
 
 class BackendError(SleepSyncError):
@@ -127,6 +165,8 @@ class Commit:
     epoch: int
     events: Sequence[StoredEvent] = ()
     consumed: str | None = None
+    #: digest -> text of the templates the events name (stored once per room, see above).
+    templates: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +174,8 @@ class RoomSnapshot:
     """The owner's saved state of a room after event ``seq`` (epoch of that event).
 
     ``state`` restores the owner (room state and engine); ``view`` is the
-    encoded client-facing snapshot frame at the same point.
+    encoded client-facing snapshot frame at the same point. It covers every
+    event up to ``seq``: saving it forgets the room's stored templates.
     """
 
     epoch: int
@@ -164,16 +205,49 @@ class Backend(Protocol):
     async def create_room(self, room: str, max_rooms: int) -> bool:
         """Register ``room`` if the deployment holds fewer than ``max_rooms``.
 
-        True when the room exists afterwards (created now or before).
+        True when the room exists afterwards (created now or before). A retired
+        room that has not expired yet is registered again, its keys kept for
+        good again (see :meth:`retire_room`).
         """
         ...
 
-    async def delete_room(self, room: str, epoch: int) -> bool:
-        """Remove the room and all its keys, if ``epoch`` is still current and the
-        room is empty: no one in its presence, no input waiting in its inbox."""
+    async def retire_room(self, room: str, epoch: int, keep_ms: int) -> bool:
+        """The room went idle: retire it, if ``epoch`` is still current and the room
+        is empty (no one in its presence, no input waiting in its inbox).
+
+        Retiring hands the lease back, takes the room off the registry and gives
+        every stored key of the room a time to live of ``keep_ms`` (0: they go
+        now). A retired room takes no lease and no input; :meth:`create_room`
+        brings it back as it was. The store keeps at most ``max_retained``
+        retired rooms (a constructor setting): beyond that, those closest to
+        expiring go at once.
+        """
         ...
 
     async def list_rooms(self) -> list[str]: ...
+
+    async def keep_registered(self, rooms: Sequence[str]) -> None:
+        """Make sure the owner's live ``rooms`` are registered (not retired).
+
+        Owners call it every round: a room created again while its owner was
+        retiring it may have been taken off the registry after it came back.
+        """
+        ...
+
+    async def room_status(self, room: str) -> RoomStatus:
+        """Is ``room`` live, retired, missing, or forgotten (a tombstone is left)?"""
+        ...
+
+    async def forget_room(self, room: str, epoch: int | None, tombstone_ms: int) -> bool:
+        """Erase every key of ``room``, whoever is in it and whatever waits in its
+        inbox, take it off the registry and the retired rooms, and leave a
+        tombstone for ``tombstone_ms``.
+
+        With an ``epoch``, only while it is still current (the owner's request);
+        with None, only while the room is retired (no one owns it). False
+        otherwise: fenced, created again, or nothing to erase.
+        """
+        ...
 
     # -- ownership
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:
@@ -209,8 +283,9 @@ class Backend(Protocol):
     async def append_many(self, commits: Mapping[str, Commit]) -> dict[str, bool]:
         """Commit many rooms' ticks at once (one round trip); False where fenced.
 
-        Per room, atomically: refuse a stale epoch; append the events; remove
-        the inbox entries through ``consumed``.
+        Per room, atomically: refuse a stale epoch; store the templates the
+        events name (once per digest); append the events; remove the inbox
+        entries through ``consumed``.
         """
         ...
 
@@ -242,7 +317,8 @@ class Backend(Protocol):
 
     # -- snapshots
     async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
-        """Store the snapshot; raises Fenced when ``lease_epoch`` is not current."""
+        """Store the snapshot and forget the room's templates (it covers them);
+        raises Fenced when ``lease_epoch`` is not current."""
         ...
 
     async def save_snapshots(
@@ -252,6 +328,10 @@ class Backend(Protocol):
         ...
 
     async def load_snapshot(self, room: str) -> RoomSnapshot | None: ...
+
+    async def read_templates(self, room: str) -> dict[str, bytes]:
+        """digest -> text of the templates the room's events since its last snapshot name."""
+        ...
 
     # -- inbox: inputs for the owner from any node
     async def push_input(self, room: str, data: bytes) -> None:

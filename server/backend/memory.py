@@ -5,8 +5,11 @@ is injected: tests run several room managers on one backend and move time
 forward instead of sleeping through lease times). Events live in a bounded
 deque per room, and ``wait_events`` sleeps on an :class:`asyncio.Event` that
 every append sets. The inbox is a deque of numbered entries that only a
-fenced commit trims. It exists so that the embedded default needs no
-services, and it passes the same conformance suite as the Redis backend.
+fenced commit trims. A retired room keeps its state with an expiry time
+(the same clock); it is purged when looked at after that time, or when more
+than ``max_retained`` rooms are retired. The backend exists so that the
+embedded default needs no services, and it passes the same conformance
+suite as the Redis backend.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .base import (
     Member,
     RoomMissing,
     RoomSnapshot,
+    RoomStatus,
     StoredEvent,
 )
 
@@ -49,17 +53,22 @@ class _Room:
     lease_until: float = 0.0
     events: deque[StoredEvent] = field(default_factory=deque)
     snapshot: RoomSnapshot | None = None
+    #: digest -> text of templates named by events since the snapshot.
+    templates: dict[str, bytes] = field(default_factory=dict)
     inbox: deque[tuple[int, bytes]] = field(default_factory=deque)
     #: Number of the last entry queued in ``inbox``.
     inbox_last: int = 0
     members: dict[str, Member] = field(default_factory=dict)
+    #: Clock time a retired room is purged at; None while the room is live.
+    expires: float | None = None
 
 
 class MemoryBackend:
     """Backend for a single node (or several in one process, in tests).
 
-    ``retention`` bounds each room's event deque, ``inbox_limit`` its inbox;
-    ``clock`` (seconds, monotonic) times leases and heartbeats.
+    ``retention`` bounds each room's event deque, ``inbox_limit`` its inbox,
+    ``max_retained`` the retired rooms kept; ``clock`` (seconds, monotonic)
+    times leases, heartbeats and retired rooms.
     """
 
     def __init__(
@@ -67,12 +76,16 @@ class MemoryBackend:
         *,
         retention: int = 2000,
         inbox_limit: int = 10000,
+        max_retained: int = 1000,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._retention = retention
         self._inbox_limit = inbox_limit
+        self._max_retained = max_retained
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
+        #: Forgotten rooms -> when their tombstone expires (clock seconds).
+        self._tombstones: dict[str, float] = {}
         self._nodes: dict[str, float] = {}
         self._changed = asyncio.Event()
 
@@ -87,39 +100,85 @@ class MemoryBackend:
             return self._clock()
         return asyncio.get_running_loop().time()
 
-    def _room(self, room: str) -> _Room:
+    def _stored(self, room: str) -> _Room | None:
+        """The room's state, live or retired; None once a retired room expired."""
         state = self._rooms.get(room)
-        if state is None:
-            state = self._rooms[room] = _Room(
-                epoch=first_epoch(), events=deque(maxlen=self._retention)
-            )
+        if state is not None and state.expires is not None and state.expires <= self._now():
+            del self._rooms[room]
+            return None
         return state
+
+    def _live(self, room: str) -> _Room | None:
+        state = self._stored(room)
+        return state if state is not None and state.expires is None else None
 
     # -- rooms registry
     async def create_room(self, room: str, max_rooms: int) -> bool:
-        if room in self._rooms:
+        state = self._stored(room)
+        if state is not None and state.expires is None:
             return True
-        if len(self._rooms) >= max_rooms:
+        if sum(1 for s in self._rooms.values() if s.expires is None) >= max_rooms:
             return False
-        self._room(room)
+        if state is None:
+            self._rooms[room] = _Room(epoch=first_epoch(), events=deque(maxlen=self._retention))
+        else:
+            state.expires = None  # retired, not expired: back as it was
         return True
 
-    async def delete_room(self, room: str, epoch: int) -> bool:
-        state = self._rooms.get(room)
+    async def retire_room(self, room: str, epoch: int, keep_ms: int) -> bool:
+        state = self._live(room)
         if state is None or state.epoch != epoch or state.members or state.inbox:
             return False
-        del self._rooms[room]
+        state.owner = None
+        state.lease_until = 0.0
+        if keep_ms <= 0:
+            del self._rooms[room]
+            return True
+        state.expires = self._now() + keep_ms / 1000
+        for name in list(self._rooms):
+            self._stored(name)  # purges the expired ones
+        retired = sorted(
+            (s.expires, name) for name, s in self._rooms.items() if s.expires is not None
+        )
+        for _, name in retired[: max(0, len(retired) - self._max_retained)]:
+            del self._rooms[name]
         return True
 
+    async def keep_registered(self, rooms: Sequence[str]) -> None:
+        return None  # one dict is the registry and the rooms: nothing to drift apart
+
     async def list_rooms(self) -> list[str]:
-        return sorted(self._rooms)
+        return sorted(room for room in list(self._rooms) if self._live(room) is not None)
+
+    async def room_status(self, room: str) -> RoomStatus:
+        state = self._stored(room)
+        if state is not None:
+            return "exists" if state.expires is None else "retired"
+        until = self._tombstones.get(room)
+        if until is not None and until > self._now():
+            return "forgotten"
+        self._tombstones.pop(room, None)
+        return "missing"
+
+    async def forget_room(self, room: str, epoch: int | None, tombstone_ms: int) -> bool:
+        state = self._stored(room)
+        if state is None:
+            return False
+        if epoch is None and state.expires is None:
+            return False  # live: only its owner erases it, fenced by its epoch
+        if epoch is not None and state.epoch != epoch:
+            return False
+        del self._rooms[room]
+        self._tombstones[room] = self._now() + tombstone_ms / 1000
+        self._wake()
+        return True
 
     # -- ownership
     def _held(self, state: _Room) -> bool:
         return state.owner is not None and state.lease_until > self._now()
 
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:
-        state = self._rooms.get(room)
+        state = self._live(room)
         if state is None or self._held(state):
             return None
         state.epoch += 1
@@ -130,7 +189,7 @@ class MemoryBackend:
     async def renew_leases(self, leases: Sequence[Lease], ttl_ms: int) -> list[bool]:
         results = []
         for lease in leases:
-            state = self._rooms.get(lease.room)
+            state = self._live(lease.room)
             ok = (
                 state is not None
                 and state.epoch == lease.epoch
@@ -143,13 +202,13 @@ class MemoryBackend:
         return results
 
     async def release_lease(self, lease: Lease) -> None:
-        state = self._rooms.get(lease.room)
+        state = self._stored(lease.room)
         if state is not None and state.epoch == lease.epoch and state.owner == lease.node:
             state.owner = None
             state.lease_until = 0.0
 
     async def owner(self, room: str) -> Lease | None:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None or not self._held(state) or state.owner is None:
             return None
         return Lease(room, state.owner, state.epoch)
@@ -177,9 +236,11 @@ class MemoryBackend:
         return results
 
     def _commit(self, room: str, commit: Commit) -> bool:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None or state.epoch != commit.epoch:
             return False
+        for digest, text in commit.templates.items():
+            state.templates.setdefault(digest, text)
         state.events.extend(commit.events)
         if commit.consumed is not None:
             through = _entry_number(commit.consumed)
@@ -192,7 +253,7 @@ class MemoryBackend:
         self._changed = asyncio.Event()
 
     def _after(self, room: str, after_seq: int, limit: int) -> list[StoredEvent]:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None or not state.events:
             return []
         events = state.events
@@ -231,13 +292,13 @@ class MemoryBackend:
         return found
 
     async def first_seq(self, room: str) -> int | None:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None or not state.events:
             return None
         return state.events[0].seq
 
     async def last_position(self, room: str) -> tuple[int, int]:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None or not state.events:
             return (0, 0)
         last = state.events[-1]
@@ -252,25 +313,31 @@ class MemoryBackend:
     ) -> dict[str, bool]:
         results: dict[str, bool] = {}
         for room, (snapshot, lease_epoch) in snapshots.items():
-            state = self._rooms.get(room)
+            state = self._stored(room)
             results[room] = state is not None and state.epoch == lease_epoch
             if state is not None and results[room]:
                 state.snapshot = snapshot
+                state.templates.clear()
         return results
 
     async def save_snapshot(self, room: str, snapshot: RoomSnapshot, lease_epoch: int) -> None:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None or state.epoch != lease_epoch:
             raise Fenced(f"snapshot of {room} at stale epoch {lease_epoch}")
         state.snapshot = snapshot
+        state.templates.clear()
 
     async def load_snapshot(self, room: str) -> RoomSnapshot | None:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         return None if state is None else state.snapshot
+
+    async def read_templates(self, room: str) -> dict[str, bytes]:
+        state = self._stored(room)
+        return {} if state is None else dict(state.templates)
 
     # -- inbox
     async def push_input(self, room: str, data: bytes) -> None:
-        state = self._rooms.get(room)
+        state = self._live(room)
         if state is None:
             raise RoomMissing(f"room {room} does not exist (any more)")
         if len(state.inbox) >= self._inbox_limit:
@@ -281,7 +348,7 @@ class MemoryBackend:
     async def read_inputs(self, rooms: Sequence[str], limit: int) -> dict[str, list[InboxEntry]]:
         out: dict[str, list[InboxEntry]] = {}
         for room in rooms:
-            state = self._rooms.get(room)
+            state = self._stored(room)
             if state is None or not state.inbox:
                 continue
             out[room] = [
@@ -292,7 +359,7 @@ class MemoryBackend:
 
     # -- presence
     async def join_presence(self, room: str, member: Member, capacity: int) -> bool:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is None:
             return False
         if member.session not in state.members and len(state.members) >= capacity:
@@ -301,12 +368,12 @@ class MemoryBackend:
         return True
 
     async def leave_presence(self, room: str, session: str) -> None:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         if state is not None:
             state.members.pop(session, None)
 
     async def presence(self, room: str) -> list[Member]:
-        state = self._rooms.get(room)
+        state = self._stored(room)
         return [] if state is None else sorted(state.members.values(), key=lambda m: m.session)
 
     async def presences(self, rooms: Sequence[str]) -> dict[str, list[Member]]:

@@ -6,20 +6,44 @@ the keys of one room only:
 
 - ``{room:ID}:epoch``    fencing epoch (string integer). Created with the
   room (wall-clock microseconds, see ``base``), INCR on every takeover.
-  Its existence is the room's existence for leases.
+  Its existence is the room's existence for leases; a TTL on it, that
+  the room is retired (see retention below).
 - ``{room:ID}:owner``    lease: ``"<epoch>|<node>"``, SET NX PX, renewed.
 - ``{room:ID}:events``   stream; entry id ``<seq>-0``, fields ``e`` epoch,
   ``t`` tick, ``f`` frame, ``i`` tick inputs. XADD MAXLEN ~ retention, only
   through the APPEND script, which refuses a stale epoch (fencing).
 - ``{room:ID}:snapshot`` hash: epoch, seq, state, view (fenced like appends).
+  The SNAPSHOT script also deletes ``templates``: the snapshot covers them.
+- ``{room:ID}:templates`` hash: sha256 digest -> template text, for the tick
+  records (``i``) that name a template by digest. Written (HSETNX, once per
+  digest) by the APPEND script with the events naming it, deleted by the
+  next snapshot (see ``base``, templates).
 - ``{room:ID}:inbox``    stream of encoded inputs for the owner. PUSH refuses
-  a room without an epoch key (unknown to the store) and a full inbox; only
+  a room without a live epoch key (unknown to the store, or retired) and a
+  full inbox; only
   the APPEND script removes entries, through the last one the owner consumed
   (XTRIM MINID), after it checked the epoch: consume on commit.
 - ``{room:ID}:presence`` hash: session -> msgpack [name, role, node].
+- ``{room:ID}:forgotten`` a tombstone (``1``, PX ``FORGOTTEN_TTL_MS``) left by
+  the FORGET script, which deletes every other key of the room at once
+  (``ROOM_PARTS``), fenced by the epoch like an append, or for a retired
+  room (no owner, no epoch to fence with) only while its epoch key still
+  has a time to live.
 
-Two global keys: ``sleepsync:rooms`` (set, the registry) and
-``sleepsync:nodes`` (sorted set, node -> heartbeat expiry in Redis time ms).
+Three global keys: ``sleepsync:rooms`` (set, the registry of live rooms),
+``sleepsync:retired`` (sorted set, retired room -> expiry in Redis time ms:
+at most ``max_retained`` of them) and ``sleepsync:nodes`` (sorted set, node
+-> heartbeat expiry in Redis time ms).
+
+Retention. A room is live while its epoch key has no time to live. The
+RETIRE script (fenced, empty rooms only) drops the lease and gives every key
+of the room a TTL of the retention time; then the room leaves the registry
+for the retired set, and the retired rooms beyond ``max_retained`` are
+dropped (closest to expiring first). A retired room takes no lease (ACQUIRE)
+and no input (PUSH); creating it again (REVIVE) PERSISTs its keys. The
+registry and the room's keys live in different Cluster slots, so a room
+created again while it was being retired can end up live but off the
+registry; its owner puts it back within one round (``keep_registered``).
 
 Work over many rooms (appends, inbox reads, renewals, snapshots, reads of
 positions) goes out as one non-transactional pipeline of per-room script
@@ -57,17 +81,19 @@ from .base import (
     Member,
     RoomMissing,
     RoomSnapshot,
+    RoomStatus,
     StoredEvent,
 )
 
 __all__ = ["RedisBackend", "room_key"]
 
 REGISTRY = "sleepsync:rooms"
+RETIRED = "sleepsync:retired"
 NODES = "sleepsync:nodes"
 #: Node heartbeats that expired longer ago than this are forgotten (ms).
 NODE_FORGET_MS = 600_000
 
-ROOM_PARTS = ("epoch", "owner", "events", "snapshot", "inbox", "presence")
+ROOM_PARTS = ("epoch", "owner", "events", "snapshot", "inbox", "presence", "templates")
 
 
 def room_key(room: str, part: str) -> str:
@@ -75,24 +101,82 @@ def room_key(room: str, part: str) -> str:
 
 
 _SCRIPTS = {
-    # KEYS: registry. ARGV: room, max rooms. -> 1 when the room exists afterwards.
+    # KEYS: registry, retired. ARGV: room, max rooms. -> 1 when the room exists afterwards.
     "create": """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+  if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+  redis.call('SADD', KEYS[1], ARGV[1])
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """,
-    # KEYS: epoch, owner, events, snapshot, inbox, presence. ARGV: epoch.
-    # Only an empty room goes: someone joining (presence first) or an input keeps it.
-    "delete": """
+    # KEYS: every room key, epoch first. ARGV: epoch base of a new incarnation.
+    # A new room gets its epoch key; a retired one that has not expired is kept again.
+    "revive": """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+if redis.call('PTTL', KEYS[1]) >= 0 then
+  for _, key in ipairs(KEYS) do redis.call('PERSIST', key) end
+end
+return 1
+""",
+    # KEYS: epoch, owner, events, snapshot, inbox, presence, templates. ARGV: epoch, keep ms.
+    # Only an empty room retires: someone joining (presence first) or an input keeps it.
+    # Its lease goes; its keys expire after keep ms (0: now).
+    "retire": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XLEN', KEYS[5]) > 0 or redis.call('HLEN', KEYS[6]) > 0 then return 0 end
+redis.call('DEL', KEYS[2])
+if tonumber(ARGV[2]) <= 0 then
+  redis.call('DEL', unpack(KEYS))
+else
+  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[2]) end
+end
+return 1
+""",
+    # KEYS: registry, retired. ARGV: room, keep ms, most retired rooms. Takes a retired
+    # room off the registry, remembers when it expires, forgets expired ones, and
+    # returns the retired rooms beyond the limit (closest to expiring first) to drop.
+    "retired": """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if tonumber(ARGV[2]) > 0 then redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1]) end
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if over <= 0 then return {} end
+local dropped = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+return dropped
+""",
+    # KEYS: every room key, epoch first. Removes a retired room now (not one in use again).
+    "drop": """
+if redis.call('PTTL', KEYS[1]) == -1 then return 0 end
 redis.call('DEL', unpack(KEYS))
 return 1
 """,
+    # KEYS: registry, retired. ARGV: rooms their owner runs.
+    "keep": """
+redis.call('SADD', KEYS[1], unpack(ARGV))
+redis.call('ZREM', KEYS[2], unpack(ARGV))
+return 1
+""",
+    # KEYS: every room key, epoch first, then the tombstone. ARGV: epoch ('': the room must
+    # be retired), tombstone ms. Erases the room whoever is in it, if the epoch is current
+    # (or the room still retired: its epoch key expires); leaves the tombstone.
+    "forget": """
+if ARGV[1] == '' then
+  if redis.call('PTTL', KEYS[1]) < 0 then return 0 end
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', unpack(KEYS, 1, #KEYS - 1))
+redis.call('SET', KEYS[#KEYS], '1', 'PX', ARGV[2])
+return 1
+""",
     # KEYS: owner, epoch. ARGV: node, ttl ms. -> the new epoch (string) or nil.
+    # No lease on a room that does not exist or is retired (its epoch key expires).
     "acquire": """
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+if redis.call('PTTL', KEYS[2]) ~= -1 then return false end
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 redis.call('INCR', KEYS[2])
 local epoch = redis.call('GET', KEYS[2])
@@ -112,13 +196,19 @@ return 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """,
-    # KEYS: epoch, events, inbox. ARGV: epoch, maxlen, last consumed inbox id ('' for none),
-    # then per event seq, epoch, tick, frame, inputs. Refuses the whole commit when the
-    # epoch is not the current one (fencing); else appends, then removes the consumed
-    # inputs: every inbox entry below the id right after the last consumed one.
+    # KEYS: epoch, events, inbox, templates. ARGV: epoch, maxlen, last consumed inbox id
+    # ('' for none), number of templates n, n pairs digest, text, then per event seq,
+    # epoch, tick, frame, inputs. Refuses the whole commit when the epoch is not the
+    # current one (fencing); else stores the templates the events name, appends, then
+    # removes the consumed inputs: every inbox entry below the id right after the last
+    # consumed one.
     "append": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 4, #ARGV, 5 do
+local first = 5 + 2 * tonumber(ARGV[4])
+for i = 5, first - 1, 2 do
+  redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1])
+end
+for i = first, #ARGV, 5 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], ARGV[i] .. '-0',
              'e', ARGV[i + 1], 't', ARGV[i + 2], 'f', ARGV[i + 3], 'i', ARGV[i + 4])
 end
@@ -128,15 +218,18 @@ if ARGV[3] ~= '' then
 end
 return 1
 """,
-    # KEYS: epoch, snapshot. ARGV: lease epoch, epoch, seq, state, view.
+    # KEYS: epoch, snapshot, templates. ARGV: lease epoch, epoch, seq, state, view.
+    # The snapshot covers every event so far: the templates they name can go.
     "snapshot": """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', ARGV[3], 'state', ARGV[4], 'view', ARGV[5])
+redis.call('DEL', KEYS[3])
 return 1
 """,
-    # KEYS: epoch, inbox. ARGV: input, limit. -> 1 queued, 0 no such room, -1 inbox full.
+    # KEYS: epoch, inbox. ARGV: input, limit. -> 1 queued, 0 no such room (or retired),
+    # -1 inbox full.
     "push": """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
 if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
 redis.call('XADD', KEYS[2], '*', 'd', ARGV[1])
 return 1
@@ -198,7 +291,11 @@ class RedisBackend:
 
     ``retention`` is the MAXLEN ~ of each room's event stream (resume window),
     ``inbox_limit`` the most inputs one inbox holds (pushes beyond are refused),
-    ``timeout`` bounds every command (s).
+    ``max_retained`` the most retired rooms kept (see retention above),
+    ``timeout`` bounds every command (s); ``password`` (from a file, see
+    ``--redis-password-file``) is used when the URL carries none. Neither the
+    URL nor the password ever appears in an error or a log line: errors name
+    the host and port only.
     """
 
     def __init__(
@@ -207,10 +304,13 @@ class RedisBackend:
         *,
         retention: int = 2000,
         inbox_limit: int = 10000,
+        max_retained: int = 1000,
         timeout: float = 2.0,
+        password: str | None = None,
     ) -> None:
         self.url = url
         self._retention = retention
+        self._max_retained = max_retained
         self._inbox_limit = inbox_limit
         self._timeout = timeout
         # One immediate retry (a pooled connection that died with a Redis restart),
@@ -223,6 +323,7 @@ class RedisBackend:
             BlockingConnectionPool.from_url(
                 url,
                 max_connections=64,
+                password=password,
                 timeout=timeout,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
@@ -235,6 +336,7 @@ class RedisBackend:
             BlockingConnectionPool.from_url(
                 url,
                 max_connections=8,
+                password=password,
                 timeout=timeout,
                 socket_timeout=None,
                 socket_connect_timeout=timeout,
@@ -292,22 +394,60 @@ class RedisBackend:
 
     # ------------------------------------------------------------ rooms registry
     async def create_room(self, room: str, max_rooms: int) -> bool:
-        if not await self._script("create", [REGISTRY], room, max_rooms):
+        if not await self._script("create", [REGISTRY, RETIRED], room, max_rooms):
             return False
         # The epoch key marks the room as existing for leases; keep it if present.
         base = time.time_ns() // 1000
-        await self._guard(lambda: self._redis.set(room_key(room, "epoch"), base, nx=True))
+        await self._script("revive", _keys(room, *ROOM_PARTS), base)
         return True
 
-    async def delete_room(self, room: str, epoch: int) -> bool:
-        if not await self._script("delete", _keys(room, *ROOM_PARTS), epoch):
+    async def retire_room(self, room: str, epoch: int, keep_ms: int) -> bool:
+        if not await self._script("retire", _keys(room, *ROOM_PARTS), epoch, keep_ms):
             return False
-        await self._guard(lambda: self._redis.srem(REGISTRY, room))
+        over = await self._script("retired", [REGISTRY, RETIRED], room, keep_ms, self._max_retained)
+        for dropped in over:
+            await self._script("drop", _keys(dropped.decode(), *ROOM_PARTS))
         return True
+
+    async def keep_registered(self, rooms: Sequence[str]) -> None:
+        if rooms:
+            await self._script("keep", [REGISTRY, RETIRED], *rooms)
 
     async def list_rooms(self) -> list[str]:
         members = await self._guard(lambda: self._redis.smembers(REGISTRY))
         return sorted(m.decode() for m in members)
+
+    async def room_status(self, room: str) -> RoomStatus:
+        async def read() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.sismember(REGISTRY, room)
+            pipe.pttl(room_key(room, "epoch"))
+            pipe.exists(room_key(room, "forgotten"))
+            return list(await pipe.execute())
+
+        registered, epoch_ttl, tombstone = await self._guard(read)
+        # A live room has an epoch key without a time to live (even while it is
+        # off the registry for a round, see keep_registered); a retired one, with.
+        if registered or epoch_ttl == -1:
+            return "exists"
+        if epoch_ttl >= 0:
+            return "retired"
+        return "forgotten" if tombstone else "missing"
+
+    async def forget_room(self, room: str, epoch: int | None, tombstone_ms: int) -> bool:
+        keys = _keys(room, *ROOM_PARTS, "forgotten")
+        fence = "" if epoch is None else epoch
+        if not await self._script("forget", keys, fence, tombstone_ms):
+            return False
+
+        async def unlist() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.srem(REGISTRY, room)
+            pipe.zrem(RETIRED, room)
+            await pipe.execute()
+
+        await self._guard(unlist)
+        return True
 
     # ------------------------------------------------------------ ownership
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> Lease | None:
@@ -359,9 +499,12 @@ class RedisBackend:
     # ------------------------------------------------------------ events
     def _append_call(self, room: str, commit: Commit) -> tuple[str, list[str], list[Any]]:
         args: list[Any] = [commit.epoch, self._retention, commit.consumed or ""]
+        args.append(len(commit.templates))
+        for digest, text in commit.templates.items():
+            args.extend((digest, text))
         for e in commit.events:
             args.extend((e.seq, e.epoch, e.tick, e.frame, e.inputs))
-        return ("append", _keys(room, "epoch", "events", "inbox"), args)
+        return ("append", _keys(room, "epoch", "events", "inbox", "templates"), args)
 
     async def append_events(self, room: str, epoch: int, events: Sequence[StoredEvent]) -> None:
         (ok,) = await self._batch([self._append_call(room, Commit(epoch, events))])
@@ -434,7 +577,7 @@ class RedisBackend:
     ) -> tuple[str, list[str], list[Any]]:
         return (
             "snapshot",
-            _keys(room, "epoch", "snapshot"),
+            _keys(room, "epoch", "snapshot", "templates"),
             [lease_epoch, snapshot.epoch, snapshot.seq, snapshot.state, snapshot.view],
         )
 
@@ -458,6 +601,10 @@ class RedisBackend:
         if epoch is None:
             return None
         return RoomSnapshot(int(epoch), int(seq), state, view)
+
+    async def read_templates(self, room: str) -> dict[str, bytes]:
+        found = await self._guard(lambda: self._redis.hgetall(room_key(room, "templates")))
+        return {digest.decode(): text for digest, text in found.items()}
 
     # ------------------------------------------------------------ inbox
     async def push_input(self, room: str, data: bytes) -> None:

@@ -15,17 +15,18 @@ the same events and :meth:`DreamEngine.state_hash` on every node, and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from sleepsync.protocol.events import EventItem
-from sleepsync.protocol.telemetry import Cue, TelemetrySample
+from sleepsync.protocol.telemetry import Cue, TelemetrySample, VitalSigns
 from sleepsync.protocol.wire import WireMap
 
 if TYPE_CHECKING:
     from sleepsync.protocol.narrative import NarrativeTemplate
 
 __all__ = [
+    "NO_VITALS",
     "DreamEngine",
     "DreamerJoined",
     "DreamerLeft",
@@ -33,6 +34,7 @@ __all__ = [
     "GlitchInjected",
     "PodFault",
     "PodOffline",
+    "Refusal",
     "StepResult",
     "StoryLine",
     "Telemetry",
@@ -60,11 +62,26 @@ class StoryLine:
     text: str
 
 
+#: What a room keeps of a sample's vital signs: nothing (see :class:`Telemetry`).
+NO_VITALS = VitalSigns(heart_rate=0.0, hrv=0.0, skin_conductance=0.0, respiration=0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Telemetry:
-    """A validated, deduplicated sample for dreamer ``sample.pod``."""
+    """A validated, deduplicated sample for dreamer ``sample.pod``.
+
+    The dynamics work on the pod's derived state (valence, arousal): raw
+    vital signs are personal data and never reach a room. The ingest hands
+    rooms :meth:`derived` samples, whose vitals are :data:`NO_VITALS`, so no
+    tick record, snapshot or event can hold them.
+    """
 
     sample: TelemetrySample
+
+    @classmethod
+    def derived(cls, sample: TelemetrySample) -> Telemetry:
+        """``sample`` with its vital signs dropped."""
+        return cls(replace(sample, vitals=NO_VITALS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +127,34 @@ EngineInput: TypeAlias = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A story-line command the engine could not apply (``/pass`` out of turn...).
+
+    The room runtime knows which session sent the line and tells it why.
+    """
+
+    author: str
+    #: The line as it came (the runtime matches it to the sender's input).
+    text: str
+    #: What was refused: ``"pass"`` or ``"circle"``.
+    input: str
+    reason: str
+
+
 @dataclass(slots=True)
 class StepResult:
     """What one tick produced.
 
     ``events`` are typed event items (:mod:`sleepsync.protocol.events`) in a
     deterministic order; they go into the room's event frame for this tick.
-    ``cues`` go out to the pods on their ``cmd`` topics.
+    ``cues`` go out to the pods on their ``cmd`` topics. ``refused`` are
+    commands told out of turn, answered to their sender only.
     """
 
     events: list[EventItem] = field(default_factory=list)
     cues: list[Cue] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 class DreamEngine(Protocol):

@@ -3,20 +3,26 @@
 
 A circle is opened by recovery (when the room collapses) or by a member:
 a story line whose text is ``/circle`` opens one (the opener speaks first).
-Turns go round the present dreamers in name order; each turn lasts at most
-``circle_turn_s``. While a circle is open:
+Turns go round the present dreamers that can speak, in name order: people
+who joined as dreamers, never pods (a pod streams telemetry and cannot tell
+a line, so a turn handed to it would only run out). Recovery opens no circle
+in a room with nobody to speak. Each turn lasts at most ``circle_turn_s``.
+While a circle is open:
 
 - a story line from the dreamer whose turn it is *lifts* the room (every
   dreamer: valence += lift·(1 − v), arousal −= lift/2·a), which raises
   balance and so counts toward recovery, and passes the turn on;
 - ``/pass`` from the turn holder passes the turn without a lift;
 - ``/circle close`` from any member closes it;
+- a command that cannot apply (``/pass`` out of turn or with no circle,
+  ``/circle`` while one is open, ``/circle close`` with none) is refused:
+  the engine returns a :class:`~.api.Refusal` the room answers to its sender;
 - other lines are ignored here (the room runtime already shows every line
   as ``said``; the engine never echoes story text).
 
 It closes when a member closes it, when the room is stable again (circles
 opened by recovery), after ``circle_max_s`` (member circles, and recovery
-circles once the room is stable), or when the room is empty.
+circles once the room is stable), or when nobody who can speak is left.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ class Circle:
     def pass_turn(
         self, members: list[str], reason: str, tick: int, events: list[EventItem]
     ) -> None:
-        """Give the turn to the next present dreamer after the holder, by name."""
+        """Give the turn to the next of ``members`` (sorted, not empty) after the holder."""
         k = bisect_right(members, self.holder)
         self.holder = members[k % len(members)]
         self.turn_since = tick

@@ -21,7 +21,8 @@ How a tick runs (``now`` is :attr:`Engine.tick` before the step):
    send calm cues to pods. Back to ``stable`` lifts the damping and closes a
    recovery circle.
 5. The narrative moves along a transition or catches a trap.
-6. The circle's turn timer, leavers and time limit.
+6. The circle's turn timer, leavers and time limit. Turns go only to the
+   dreamers that can speak (people, not pods: :meth:`Engine.speakers`).
 7. Nightmare loops are detected and released.
 8. One ``mood`` event closes every tick that has dreamers.
 
@@ -63,6 +64,7 @@ from .api import (
     GlitchInjected,
     PodFault,
     PodOffline,
+    Refusal,
     StepResult,
     StoryLine,
     Telemetry,
@@ -191,6 +193,11 @@ class Engine:
         if i is not None:
             self.dreamers.set_traits(i, traits)
 
+    def speakers(self) -> list[str]:
+        """The present dreamers that can tell a line (not pods), in name order."""
+        t = self.dreamers
+        return [name for name, pod in zip(t.names, t.pod, strict=True) if not pod]
+
     def traits(self, name: str) -> Traits:
         """The traits of a present dreamer (KeyError if absent)."""
         return self.dreamers.traits(self.dreamers.index[name])
@@ -199,9 +206,10 @@ class Engine:
         """Apply ``inputs`` (any order) and advance one tick."""
         events: list[EventItem] = []
         cues: list[Cue] = []
+        refused: list[Refusal] = []
         now = self.tick
         for inp in canonical_order(inputs):
-            self._apply(inp, now, events)
+            self._apply(inp, now, events, refused)
         t = self.dreamers
         cfg = self.config
         n = len(t)
@@ -267,7 +275,7 @@ class Engine:
             )
             events.append(Mood(_r3(self.balance), self.phase, rows))
         self.tick = now + 1
-        return StepResult(events, cues)
+        return StepResult(events, cues, refused)
 
     def view(self) -> WireMap:
         """Derived state for a newcomer: never raw vital signs."""
@@ -348,7 +356,9 @@ class Engine:
 
     # -- inputs ----------------------------------------------------------------
 
-    def _apply(self, inp: EngineInput, now: int, events: list[EventItem]) -> None:
+    def _apply(
+        self, inp: EngineInput, now: int, events: list[EventItem], refused: list[Refusal]
+    ) -> None:
         t = self.dreamers
         cfg = self.config
         if isinstance(inp, DreamerLeft):
@@ -391,7 +401,7 @@ class Engine:
             scene = self.narrative.replace(inp.template, inp.author, now, events, to_safe=to_safe)
             self._entered(scene, now, events)
         else:
-            self._story(inp, now, events)
+            self._story(inp, now, events, refused)
 
     def _ensure(self, name: str) -> int:
         t = self.dreamers
@@ -402,26 +412,41 @@ class Engine:
             i = t.add(name, traits, cfg.baseline_valence, cfg.baseline_arousal, cfg.rest_fragility)
         return i
 
-    def _story(self, line: StoryLine, now: int, events: list[EventItem]) -> None:
+    def _story(
+        self, line: StoryLine, now: int, events: list[EventItem], refused: list[Refusal]
+    ) -> None:
         t = self.dreamers
-        if line.author not in t.index:
-            return
+        i = t.index.get(line.author)
+        if i is None or t.pod[i]:
+            return  # pods cannot tell lines; nor can those who left
         command = parse_command(line.text)
         circle = self.circle
         cfg = self.config
+
+        def refuse(what: str, reason: str) -> None:
+            refused.append(Refusal(line.author, line.text, what, reason))
+
         if command == "open":
             if circle is None:
-                self.circle = Circle.open(line.author, t.names, now, cfg.circle_turn_s, events)
+                self.circle = Circle.open(
+                    line.author, self.speakers(), now, cfg.circle_turn_s, events
+                )
+            else:
+                refuse("circle", f"a circle is already open; it is {circle.holder}'s turn")
             return
         if circle is None:
+            if command is not None:
+                refuse("pass" if command == "pass" else "circle", "no storytelling circle is open")
             return
         if command == "close":
             circle.close(f"closed by {line.author}", events)
             self.circle = None
         elif circle.holder != line.author:
+            if command == "pass":
+                refuse("pass", f"it is not your turn: {circle.holder} holds the circle")
             return
         elif command == "pass":
-            circle.pass_turn(t.names, "passed", now, events)
+            circle.pass_turn(self.speakers(), "passed", now, events)
         else:
             lift = cfg.circle_lift
             val, aro = t.val, t.aro
@@ -430,7 +455,7 @@ class Engine:
                 aro[i] -= 0.5 * lift * aro[i]
             circle.told += 1
             events.append(CircleLifted(line.author, lift))
-            circle.pass_turn(t.names, "told", now, events)
+            circle.pass_turn(self.speakers(), "told", now, events)
 
     # -- phases, scenes, circle --------------------------------------------------
 
@@ -456,8 +481,9 @@ class Engine:
             for i in carriers:
                 t.mute[i] = max(t.mute[i], until)
             opened = False
-            if self.circle is None:
-                self.circle = Circle.open("recovery", t.names, now, cfg.circle_turn_s, events)
+            speakers = self.speakers()
+            if self.circle is None and speakers:
+                self.circle = Circle.open("recovery", speakers, now, cfg.circle_turn_s, events)
                 opened = True
             if self.narrative.scene.id != self.narrative.template.safe:
                 scene = self.narrative.move(self.narrative.template.safe, "recovery", now, events)
@@ -496,7 +522,7 @@ class Engine:
         if circle is None:
             return
         cfg = self.config
-        members = self.dreamers.names
+        members = self.speakers()
         if not members:
             circle.close("empty", events)
             self.circle = None

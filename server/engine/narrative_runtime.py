@@ -48,7 +48,7 @@ class NarrativeRuntime:
         self.history.append((tick, to))
         if len(self.history) > MAX_HISTORY:
             del self.history[0]
-        events.append(SceneChanged(old, to, reason))
+        events.append(SceneChanged(old, to, reason, self.scene.text))
         return self.scene
 
     def replace(
@@ -71,7 +71,7 @@ class NarrativeRuntime:
         self.history.append((tick, target))
         if len(self.history) > MAX_HISTORY:
             del self.history[0]
-        events.append(SceneChanged(old, target, "narrative"))
+        events.append(SceneChanged(old, target, "narrative", self.scene.text))
         return self.scene
 
     def advance(

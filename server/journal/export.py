@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Mapping
 
 from sleepsync.protocol.errors import SleepSyncError
 
-from ..backend.base import Backend
+from ..backend.base import Backend, RoomSnapshot
 from ..room_state import EngineHooks, RoomState
 from ..runner import RoomRunner
 from .schema import Segment
@@ -55,20 +56,70 @@ async def export_journal(
     _epoch, last = await backend.last_position(room)
     if snapshot is None and first is None:
         raise NoHistory(f"room {room} has no stored history")
-    tap_hooks = tapped_hooks(hooks, hash_every)
     if snapshot is not None:
         kept = RoomState.restore(snapshot.state, None)
         story_tail, capacity = kept.story_tail, kept.capacity
+    # Tick records name template uploads by digest; the store keeps the texts
+    # of the ticks since the last snapshot only (``backend.base``, templates).
+    templates = await backend.read_templates(room)
+    runner: RoomRunner | None = None
     if first == 1:  # the stream holds everything since the room began
-        runner = RoomRunner.open(
-            room, None, epoch=0, hooks=tap_hooks, story_tail=story_tail, capacity=capacity
+        try:
+            runner = await _replay(
+                backend,
+                room,
+                None,
+                templates,
+                last,
+                tapped_hooks(hooks, hash_every),
+                story_tail,
+                capacity,
+            )
+        except NoHistory:
+            if snapshot is None:
+                raise
+            # an upload before the snapshot: its text is gone; start at the snapshot
+    if runner is None:
+        if snapshot is None:
+            raise NoHistory(f"room {room} has neither a snapshot nor its first events")
+        runner = await _replay(
+            backend,
+            room,
+            snapshot,
+            templates,
+            last,
+            tapped_hooks(hooks, hash_every),
+            story_tail,
+            capacity,
         )
-    elif snapshot is not None:
-        runner = RoomRunner.open(
-            room, snapshot, epoch=0, hooks=tap_hooks, story_tail=story_tail, capacity=capacity
-        )
-    else:
-        raise NoHistory(f"room {room} has neither a snapshot nor its first events")
+    tap = runner.state.engine
+    assert isinstance(tap, EngineTap), "checked by _replay"
+    out = io.BytesIO()
+    segment = Segment(node=node, epoch=runner.last_epoch, reason="export", created=time.time())
+    writer = JournalWriter(out, tap, room=room, segment=segment)
+    writer.write(tap.take())
+    writer.finish("export")
+    data = out.getvalue()
+    if len(data) > MAX_EXPORT_BYTES:
+        raise NoHistory(f"room {room}'s history is over {MAX_EXPORT_BYTES} bytes as a journal")
+    return data
+
+
+async def _replay(
+    backend: Backend,
+    room: str,
+    snapshot: RoomSnapshot | None,
+    templates: Mapping[str, bytes],
+    last: int,
+    hooks: EngineHooks,
+    story_tail: int,
+    capacity: int,
+) -> RoomRunner:
+    """A tapped runner that replayed the stored events after ``snapshot`` (or
+    all of them) up to ``last``; raises :class:`NoHistory`."""
+    runner = RoomRunner.open(
+        room, snapshot, epoch=0, hooks=hooks, story_tail=story_tail, capacity=capacity
+    )
     tap = runner.state.engine
     if not isinstance(tap, EngineTap):
         raise NoHistory(f"room {room} runs no dream engine")
@@ -81,16 +132,8 @@ async def export_journal(
             for stored in batch:
                 if stored.seq > last:
                     break
-                runner.replay(stored)
+                runner.replay(stored, templates)
             await asyncio.sleep(0)  # a long history must not stall the node
     except SleepSyncError as exc:
         raise NoHistory(f"room {room}'s history cannot be replayed: {exc.message}") from exc
-    out = io.BytesIO()
-    segment = Segment(node=node, epoch=runner.last_epoch, reason="export", created=time.time())
-    writer = JournalWriter(out, tap, room=room, segment=segment)
-    writer.write(tap.take())
-    writer.finish("export")
-    data = out.getvalue()
-    if len(data) > MAX_EXPORT_BYTES:
-        raise NoHistory(f"room {room}'s history is over {MAX_EXPORT_BYTES} bytes as a journal")
-    return data
+    return runner

@@ -20,6 +20,8 @@ time, ``DIR/ROOM/STAMP-NODE-eEPOCH-NNNN.ssj.gz``:
 - **Rotation**: a segment over ``--journal-segment-mb`` (compressed) ends
   (reason ``rotated``, with the exact end hash) and the next one starts
   from the engine's state at that moment.
+- **Forget**: an operator's ``forget`` deletes the room's segments in this
+  node's directory (:meth:`JournalKeeper.forget`).
 - **Bounded disk**: after a segment starts, the oldest finished segments
   of the directory are deleted until all of them fit ``--journal-max-mb``.
 - Files are gzip, flushed at most once a second, so a crash loses at most
@@ -157,6 +159,31 @@ class JournalKeeper:
         else:
             rec.tap.take()
         self._finish(room, "closed" if clean else "lost", exact=clean)
+
+    def forget(self, room: str) -> None:
+        """An operator's ``forget`` erased ``room``: stop recording it and delete
+        its segments in this node's directory (nothing of it stays on disk here)."""
+        rec = self._recordings.pop(room, None)
+        if rec is not None:
+            rec.tap.take()
+            with contextlib.suppress(OSError):
+                rec.file.close()
+        folder = self.directory / _safe(room)
+        try:
+            paths = list(folder.glob(f"*{SUFFIX}"))
+        except OSError:
+            return
+        for path in paths:
+            try:
+                path.unlink()
+            except OSError as exc:
+                self.stats.errors += 1
+                log.warning("journal of room %s: could not delete %s: %s", room, path, exc)
+                continue
+            self.stats.deleted += 1
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        log.info("journal of room %s deleted: the room was forgotten", room)
 
     def close(self) -> None:
         """Let go of every room cleanly (the node stops)."""

@@ -1,16 +1,18 @@
 """The story's night as a shipped scenario: *the lighthouse night*.
 
-Seven sleepers share room ``lighthouse``. Lila uploads *The Lighthouse*, a
-calm narrative, and the night settles. Rico, restless, uploads *Beyond the
-Static*: a narrative whose broken stair is a corrupted fragment and whose
-two scenes send the room back and forth between them. Each time the room
-enters the stair a glitch starts at Rico; it spreads, first to the most
-fragile sleepers (Jasper, then Pia); Rico, distressed while the room loops,
-is caught in a nightmare loop and released, three times; the room's
-balance spirals down until it collapses. Recovery damps the contagion,
-isolates the carriers, moves to the lamplit circle, cues the pods to calm
-and opens a storytelling circle: Lila, Mira, Jasper and Rico tell the story
-in turn, the others pass, and the room comes back to stable.
+Seven sleepers share room ``lighthouse``, each in a pod. Lila uploads *The
+Lighthouse*, a calm narrative, and the night settles. Rico, restless, uploads
+*Beyond the Static*: a narrative whose broken stair is a corrupted fragment
+and whose two scenes send the room back and forth between them. Each time
+the room enters the stair a glitch starts at Rico; it spreads, first to the
+most fragile sleepers (Jasper, then Pia); Rico, distressed while the room
+loops, is caught in a nightmare loop and released, again and again. After
+the second release Ana and Nell, awake in the lab, join the room as dreamers
+from their terminals: a pod streams telemetry and cannot speak, so only they
+can take turns in a circle. The room's balance spirals down until it
+collapses. Recovery damps the contagion, isolates the carriers, moves to the
+lamplit circle, cues the pods to calm and opens a storytelling circle: Ana
+and Nell tell the story in turn, and the room comes back to stable.
 
 The sleepers are simulated, deterministically (one seeded RNG): each feels
 what the dream makes the engine's dreamer feel (half its own resting point,
@@ -31,10 +33,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from sleepsync.protocol.events import NightmareReleased
 from sleepsync.protocol.narrative import NarrativeTemplate, parse_template
 from sleepsync.protocol.telemetry import TelemetrySample
 
 from ..engine import (
+    DreamerJoined,
     Engine,
     EngineConfig,
     EngineInput,
@@ -65,6 +69,8 @@ CALM_A = 0.3
 RICO_DREAM = 0.85
 JASPER_DREAM = 0.7
 OTHERS_DREAM = 0.55
+#: Nightmare releases after which the two awake in the lab join the room.
+JOIN_AFTER_RELEASES = 2
 
 
 @cache
@@ -93,6 +99,9 @@ class Sleeper:
     unsteady: float
     #: Story lines told when the circle comes to this sleeper (None: passes).
     lines: tuple[str, ...] | None = None
+    #: A pod streams telemetry and cannot speak; False: a person awake at a
+    #: terminal, joined as a dreamer over the websocket, who can tell lines.
+    pod: bool = True
     #: How much the sleeper feels the dream (the rest is its own resting point).
     dream: float = 0.45
     v: float = 0.5
@@ -121,25 +130,23 @@ def _cast() -> list[Sleeper]:
     """Rico lives in the dreamscape and Jasper was once swallowed by it: both feel
     the dream more than the others, and Jasper rests low."""
     return [
-        Sleeper("lila", 0.72, 0.3, 0.01, lines=(
-            "I built these pods so that no one would have to dream alone.",
-            "The light turns, and it finds each of us.",
-        )),
-        Sleeper("rico", 0.5, 0.62, 0.045, dream=RICO_DREAM, lines=(
-            "I wanted to feel something real. I am sorry I broke the night.",
-            "The stair stops folding when you tell me where you are.",
-        )),
-        Sleeper("mira", 0.7, 0.32, 0.01, lines=(
-            "The glitches follow the fragile ones. So we hold the fragile ones.",
-            "Nobody here is only data.",
-        )),
-        Sleeper("jasper", 0.3, 0.55, 0.05, dream=JASPER_DREAM, lines=(
-            "I was swallowed by a dream once. Not tonight: you are here.",
-            "The fog is thinner when someone else is talking.",
-        )),
+        Sleeper("lila", 0.72, 0.3, 0.01),
+        Sleeper("rico", 0.5, 0.62, 0.045, dream=RICO_DREAM),
+        Sleeper("mira", 0.7, 0.32, 0.01),
+        Sleeper("jasper", 0.3, 0.55, 0.05, dream=JASPER_DREAM),
         Sleeper("omar", 0.7, 0.3, 0.012, dream=OTHERS_DREAM),
         Sleeper("pia", 0.68, 0.33, 0.012, dream=OTHERS_DREAM),
         Sleeper("sol", 0.72, 0.28, 0.01, dream=OTHERS_DREAM),
+        Sleeper("ana", 0.7, 0.3, 0.0, pod=False, lines=(
+            "Lila built these pods so that no one would have to dream alone.",
+            "The light turns, and it finds each of us.",
+            "Rico, the stair stops folding when you tell us where you are.",
+        )),
+        Sleeper("nell", 0.7, 0.3, 0.0, pod=False, lines=(
+            "The glitches follow the fragile ones. So we hold the fragile ones.",
+            "Nobody here is only data.",
+            "Jasper, the fog is thinner when someone else is talking.",
+        )),
     ]  # fmt: skip
 
 
@@ -157,12 +164,21 @@ def record_lighthouse_night(*, seed: int = SEED, hash_every: int = 10) -> bytes:
     for s in cast:
         s.v, s.a = s.rest_v, s.rest_a
     holder_since: tuple[str, int] | None = None
+    joined = False
+    releases = 0
     for k in range(round(LENGTH_S * TICK_HZ)):
         now = k / TICK_HZ
         inputs: list[EngineInput] = []
         t = engine.dreamers
+        if not joined and releases >= JOIN_AFTER_RELEASES:
+            # the two awake in the lab see Rico's nightmare come back and join
+            # the room as dreamers from their terminals: they can speak in a circle
+            inputs.extend(DreamerJoined(s.name) for s in cast if not s.pod)
+            joined = True
         if k % 2 == 0:  # pods sample at 5 Hz
             for s in cast:
+                if not s.pod:
+                    continue
                 i = t.index.get(s.name)
                 dream = (t.val[i], t.aro[i], t.glitch[i]) if i is not None else (s.v, s.a, 0.0)
                 v, a = s.feel(rng, now, *dream)
@@ -189,6 +205,7 @@ def record_lighthouse_night(*, seed: int = SEED, hash_every: int = 10) -> bytes:
                 teller.told += 1
                 inputs.append(StoryLine(teller.name, line))
         result = tap.step(inputs)
+        releases += sum(isinstance(item, NightmareReleased) for item in result.events)
         for cue in result.cues:
             sleeper = by_name.get(cue.pod)
             if sleeper is not None:

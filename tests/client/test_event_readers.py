@@ -15,13 +15,11 @@ from hypothesis import strategies as st
 
 from sleepsync.client.loadstats import Schedule
 from sleepsync.client.loadworker import LoadPlan, Worker, _Observer
-from sleepsync.client.render import JsonRenderer, TextRenderer
+from sleepsync.client.render import JsonRenderer
+from sleepsync.client.roomview import RoomView
+from sleepsync.client.sentences import describe
 from sleepsync.client.terminal import TerminalOptions, _Terminal
 from sleepsync.protocol.events import (
-    CircleTurn,
-    GlitchStarted,
-    MemberJoined,
-    MemberLeft,
     Mood,
     MoodRow,
     Said,
@@ -45,68 +43,6 @@ def with_kind(m: WireMap) -> WireMap:
 
 def mood(balance: float, phase: str = "stable", *rows: MoodRow) -> WireMap:
     return Mood(balance, phase, rows).to_wire()
-
-
-class TestTextRenderer:
-    def test_members_story_and_other_kinds(self) -> None:
-        lines = TextRenderer().render(
-            event(
-                MemberJoined("lila", "dreamer").to_wire(),
-                Said("lila", "the sea was calm").to_wire(),
-                MemberLeft("rico", "observer").to_wire(),
-                GlitchStarted(1, "stress", "rico", 0.8).to_wire(),
-                CircleTurn("lila", "told").to_wire(),
-            )
-        )
-        assert lines == [
-            "[seq 3] * lila joined as dreamer",
-            "[seq 3] lila: the sea was calm",
-            "[seq 3] * rico left",
-            '[seq 3] ~ glitch_started id=1 glitch="stress" origin="rico" intensity=0.8',
-            '[seq 3] ~ circle_turn to="lila" reason="told"',
-        ]
-
-    def test_mood_lines_only_when_the_room_changes(self) -> None:
-        r = TextRenderer()
-        row = MoodRow("lila", 0.5, 0.4, 0.0, None)
-        assert r.render(event(mood(0.5, "stable", row))) == [
-            "[seq 3] ~ balance 0.50, stable, 1 dreamers"
-        ]
-        assert r.render(event(mood(0.52, "stable", row))) == []
-        assert r.render(event(mood(0.52, "strained"))) == [
-            "[seq 3] ~ balance 0.52, strained, 0 dreamers"
-        ]
-        assert r.render(event(mood(0.3, "strained"))) == [
-            "[seq 3] ~ balance 0.30, strained, 0 dreamers"
-        ]
-
-    def test_unknown_and_malformed_items_are_shown_not_fatal(self) -> None:
-        r = TextRenderer()
-        lines = r.render(event(NEWER, MALFORMED, {"kind": "mood", "balance": "high"}))
-        assert lines[0] == "[seq 3] ~ aurora glow=0.9"
-        assert lines[1] == (
-            '[seq 3] ~ glitch_started id="one" origin="rico"'
-            " (unreadable: event.items[1].id: expected an integer, got a string)"
-        )
-        assert lines[2].startswith('[seq 3] ~ mood balance="high" (unreadable: event.items[2]')
-
-    def test_snapshot_sets_the_mood_baseline(self) -> None:
-        from sleepsync.protocol.messages import Snapshot
-
-        r = TextRenderer()
-        state: WireMap = {
-            "members": [{"name": "lila", "role": "dreamer"}],
-            "story": [],
-            "dream": {"balance": 0.5, "phase": "stable", "dreamers": [{}, {}]},
-        }
-        lines = r.render(Snapshot("r1", 1, 3, state))
-        assert lines[-1] == "[seq 3] ~ balance 0.50, stable, 2 dreamers"
-        assert r.render(event(mood(0.51))) == []
-        no_balance: WireMap = {"dream": {"phase": "stable"}}
-        assert (
-            r.render(Snapshot("r1", 1, 4, no_balance))[-1]
-            == "[seq 4] ~ balance ?, stable, 0 dreamers"
-        )
 
 
 class TestJsonRenderer:
@@ -151,7 +87,9 @@ class TestJsonRenderer:
     def test_no_item_crashes_a_renderer(self, items: list[WireMap]) -> None:
         msg = event(*items)
         assert len(JsonRenderer().render(msg)) == len(items)
-        TextRenderer().render(msg)
+        view = RoomView("r1")
+        for item in view.apply(msg):
+            describe(item, view)
 
 
 class TestEchoes:

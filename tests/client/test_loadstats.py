@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from hypothesis import given
@@ -178,3 +179,66 @@ def test_pod_ids_come_from_the_credentials_file() -> None:
     )
     with pytest.raises(LoadSetupError, match="has 30 pods"):
         validate(short)
+
+
+class TestObserverTokens:
+    SECRET = b"a-shared-secret-of-at-least-32-bytes"
+
+    def test_with_the_secret_each_observer_gets_a_token_for_its_own_room(self) -> None:
+        from sleepsync.protocol.identity import Keys, verify
+
+        opts = LoadOptions(
+            servers=("ws://x",),
+            mqtt="mqtt://x",
+            rooms=3,
+            observers_per_room=2,
+            workers=2,
+            auth_secret=self.SECRET,
+        )
+        validate(opts)
+        keys = Keys.load(secret=self.SECRET)
+        for plan in plan_workers(opts, 0.0):
+            assert len(plan.observers) == len(plan.rooms)
+            for room, observers in zip(plan.rooms, plan.observers, strict=True):
+                assert [name for name, _ in observers] == [
+                    f"load-w{plan.worker}-o0",
+                    f"load-w{plan.worker}-o1",
+                ]
+                for name, token in observers:
+                    assert token is not None
+                    claims = verify(token, keys, time.time())
+                    assert (claims.subject, claims.rooms, claims.role) == (name, room, "observer")
+        assert "auth_secret" not in repr(opts) or self.SECRET.decode() not in repr(opts)
+
+    def test_one_token_for_all_takes_its_name(self) -> None:
+        from sleepsync.protocol.identity import Keys, mint
+
+        token = mint(
+            Keys.load(secret=self.SECRET),
+            subject="loadbot",
+            rooms="*",
+            role="observer",
+            now=time.time(),
+            ttl=60,
+        )
+        opts = LoadOptions(servers=("ws://x",), mqtt="mqtt://x", rooms=2, token=token)
+        [plan] = plan_workers(opts, 0.0)
+        assert plan.observers == ((("loadbot", token),), (("loadbot", token),))
+        assert token not in repr(opts) and token not in repr(plan)
+
+    def test_without_auth_observers_carry_no_token(self) -> None:
+        [plan] = plan_workers(LoadOptions(servers=("ws://x",), mqtt="mqtt://x"), 0.0)
+        assert plan.observers == ()
+
+    @pytest.mark.parametrize(
+        ("change", "needle"),
+        [
+            ({"token": "junk"}, "not a readable token"),
+            ({"auth_secret": b"short"}, "at least 32 bytes"),
+            ({"token": "a.b.c", "auth_secret": SECRET}, "not both"),
+        ],
+    )
+    def test_bad_auth_settings_are_refused(self, change: dict[str, object], needle: str) -> None:
+        opts = LoadOptions(servers=("ws://x",), mqtt="mqtt://x", **change)  # type: ignore[arg-type]
+        with pytest.raises(LoadSetupError, match=needle):
+            validate(opts)

@@ -67,15 +67,53 @@ async def test_dream_json_through_pipes_sends_lines_and_exits_on_eof() -> None:
         assert "Traceback" not in err
 
 
-async def test_dream_text_mode_prints_readable_lines() -> None:
+async def test_dream_plain_prints_sentences() -> None:
     async with running_node() as node:
         code, out, err = await run_cli(
-            "dream", "words", "--name", "rico", "--server", node.url, stdin=b"a dream of rain\n"
+            "dream",
+            "words",
+            "--name",
+            "rico",
+            "--server",
+            node.url,
+            stdin=b"a dream of rain\n/help\n/who\n/pass\n",
         )
         assert code == 0, err
-        assert "rico joined as dreamer" in out
-        assert "rico: a dream of rain" in out
-        assert all(line.startswith(("[seq ", "connected", "~", "!")) for line in out.splitlines())
+        lines = out.splitlines()
+        assert "rico joined the dream." in lines
+        assert "rico: a dream of rain" in lines
+        assert "The Shared Night, the drift: The pods hum." in out, "the scene's text"
+        assert "  /template FILE: check a narrative template (.json or .toml) and upload it" in out
+        assert any(line.startswith("In words: ") for line in lines), "/who answered locally"
+        assert not any(line.startswith("rico: /") for line in lines), "commands are not story"
+        assert not any("[seq" in line or "=" in line for line in lines)
+
+
+async def test_an_illegal_pass_is_answered() -> None:
+    async with running_node() as node:
+        code, out, err = await run_cli(
+            "dream", "turns", "--name", "rico", "--server", node.url, stdin=b"/pass\nhello\n"
+        )
+        assert code == 0, err
+        assert "Not now: no storytelling circle is open." in out.splitlines()
+
+
+async def test_a_wrong_scheme_is_one_line_and_status_2() -> None:
+    code, out, err = await run_cli("dream", "x", "--name", "a", "--server", "http://127.0.0.1:1")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "sleepsync: server URL 'http://127.0.0.1:1' must start with ws:// or wss://"
+    ]
+
+
+async def test_an_unreachable_first_server_is_said_once_and_status_1() -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    started = asyncio.get_running_loop().time()
+    code, out, err = await run_cli("dream", "void", "--name", "lila", "--plain", "--server", url)
+    assert code == 1, err
+    assert asyncio.get_running_loop().time() - started < 15
+    lines = out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Cannot reach {url}: ")
 
 
 async def test_observer_runs_for_its_duration_without_reading_stdin() -> None:
@@ -175,3 +213,10 @@ async def test_serve_reports_a_taken_port() -> None:
         )
         assert code == 1
         assert "cannot serve" in err and "Traceback" not in err
+
+
+async def test_pods_exit_1_when_their_broker_is_unreachable_at_start() -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    code, _out, err = await run_cli("pods", "--room", "r", "--count", "1", "--mqtt", url)
+    assert code == 1
+    assert "cannot reach the MQTT broker at 127.0.0.1:" in err and "Traceback" not in err

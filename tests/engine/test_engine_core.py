@@ -150,7 +150,7 @@ def test_template_upload_moves_to_its_entry() -> None:
     )
     events = engine.step([TemplateUploaded("lila", new)]).events
     assert events[0] == NarrativeChanged("New", "lila", "a")
-    assert events[1] == SceneChanged("rest", "a", "narrative")
+    assert events[1] == SceneChanged("rest", "a", "narrative", "Scene a.")
     view = engine.view()
     assert view["narrative"] == "New" and view["narrative_by"] == "lila"
     assert view["scene"] == {"id": "a", "text": "Scene a."}
@@ -160,7 +160,8 @@ def test_no_raw_vitals_reach_events_or_view() -> None:
     engine = Engine(1, CFG, calm_template())
     events = []
     for seq in range(30):
-        events += engine.step([tel("rico", seq, 0.2, 0.95), StoryLine("rico", "/circle")]).events
+        told = [DreamerJoined("lila"), StoryLine("lila", "/circle")]
+        events += engine.step([tel("rico", seq, 0.2, 0.95), *told]).events
     blob = repr(events) + repr(engine.view())
     for word in (
         "hr",
@@ -180,22 +181,23 @@ def test_no_raw_vitals_reach_events_or_view() -> None:
 
 def test_view_lists_glitches_and_circle() -> None:
     engine = Engine(1, CFG, calm_template())
+    engine.step([DreamerJoined("lila")])
     engine.step(
-        [tel("rico", 1, 0.5, 0.5), GlitchInjected("rico", 0.9), StoryLine("rico", "/circle")]
+        [tel("rico", 1, 0.5, 0.5), GlitchInjected("rico", 0.9), StoryLine("lila", "/circle")]
     )
     view = engine.view()
     assert view["glitches"] == [
         {"id": 1, "kind": "injected", "origin": "rico", "intensity": 0.9, "carriers": 1, "reach": 1}
     ]
-    assert view["circle"] == {"by": "rico", "turn": "rico", "turn_for_s": 0.1, "told": 0}
-    assert view["tick"] == 1 and view["phase"] == "stable"
+    assert view["circle"] == {"by": "lila", "turn": "lila", "turn_for_s": 0.1, "told": 0}
+    assert view["tick"] == 2 and view["phase"] == "stable"
 
 
 class TestSnapshot:
     def test_restore_continues_identically(self) -> None:
         engine = Engine(5, EngineConfig(), calm_template())
         engine.step([tel(n, 1, 0.3, 0.8) for n in "abcde"] + [GlitchInjected("a", 1.0)])
-        run(engine, 20, [StoryLine("a", "/circle")])
+        run(engine, 20, [DreamerJoined("f"), StoryLine("f", "/circle")])
         copy = Engine.restore(engine.snapshot())
         assert copy.state_hash() == engine.state_hash()
         assert copy.view() == engine.view()

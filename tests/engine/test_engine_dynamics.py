@@ -6,6 +6,7 @@ import pytest
 
 from sleepsync.protocol.events import (
     CircleClosed,
+    CircleOpened,
     EventItem,
     GlitchFaded,
     GlitchSpread,
@@ -247,6 +248,7 @@ class TestRecoveryActions:
         from engine_helpers import scene, template
 
         engine = Engine(3, CTRL, calm_template())
+        engine.step([DreamerJoined("mira")])  # someone who can speak in the circle
         for seq in range(60):
             engine.step([tel("lila", seq, 0.1, 0.5)])
         assert engine.phase == "collapsed"
@@ -255,3 +257,13 @@ class TestRecoveryActions:
         assert kinds(events, SceneChanged)[0].to == "z"
         assert engine.circle is not None and engine.circle.opened_by == "recovery"
         _ = run(engine, 1)
+
+    def test_a_room_of_pods_collapses_without_a_circle(self) -> None:
+        engine = Engine(3, CTRL, calm_template())
+        events = []
+        for seq in range(60):
+            events += engine.step([tel("lila", seq, 0.1, 0.5), tel("rico", seq, 0.1, 0.5)]).events
+        collapse = [e for e in kinds(events, PhaseChanged) if e.to == "collapsed"]
+        assert collapse and collapse[0].actions is not None
+        assert collapse[0].actions.circle is False
+        assert engine.circle is None and not kinds(events, CircleOpened)

@@ -23,6 +23,7 @@ from sleepsync.server.engine import (
     StoryLine,
     TemplateUploaded,
 )
+from sleepsync.server.engine.api import Refusal
 from sleepsync.server.engine.circle import parse_command
 from sleepsync.server.engine.narrative_runtime import MAX_HISTORY, NarrativeRuntime
 
@@ -38,7 +39,7 @@ class TestNarrative:
         events = run(engine, 9, [DreamerJoined("x")])
         assert kinds(events, SceneChanged) == []
         events = run(engine, 1)
-        assert kinds(events, SceneChanged) == [SceneChanged("a", "b", "transition")]
+        assert kinds(events, SceneChanged) == [SceneChanged("a", "b", "transition", "Scene b.")]
 
     def test_balance_condition_and_first_matching_transition_wins(self) -> None:
         t = template(
@@ -81,7 +82,7 @@ class TestNarrative:
         events = run(engine, 30, [DreamerJoined("x")])
         reason = "no transition fired within the maximum dwell time"
         assert kinds(events, TrapCaught) == [TrapCaught("stuck", 2.0, reason)]
-        assert kinds(events, SceneChanged) == [SceneChanged("stuck", "safe", "trap")]
+        assert kinds(events, SceneChanged) == [SceneChanged("stuck", "safe", "trap", "Scene safe.")]
 
     def test_default_dwell_applies_and_safe_scene_never_traps(self) -> None:
         t = template(
@@ -120,7 +121,7 @@ class TestNarrative:
         engine = Engine(1, CFG, calm_template())
         assert engine.step([TemplateUploaded("x", corrupt)]).events[:2] == [
             NarrativeChanged("T", "x", "c"),
-            SceneChanged("rest", "c", "narrative"),
+            SceneChanged("rest", "c", "narrative", "Scene c."),
         ]
         assert not engine.glitches.active
 
@@ -181,6 +182,37 @@ class TestCircle:
             [StoryLine("rico", "hello"), StoryLine("rico", "/circle close")]
         ).events
         assert [e.kind for e in events] == ["mood"]
+
+    def test_turns_go_to_people_never_to_pods(self) -> None:
+        engine = Engine(1, CFG, calm_template())
+        engine.step([tel("lila", 1, 0.5, 0.5), tel("rico", 1, 0.5, 0.5), DreamerJoined("mira")])
+        engine.step([DreamerJoined("zed"), StoryLine("rico", "/circle")])  # a pod cannot open one
+        assert engine.circle is None and engine.speakers() == ["mira", "zed"]
+        events = engine.step([StoryLine("mira", "/circle")]).events
+        assert kinds(events, CircleOpened) == [CircleOpened("mira", ("mira", "zed"), "mira", 20.0)]
+        events = engine.step([StoryLine("mira", "/pass")]).events
+        assert kinds(events, CircleTurn) == [CircleTurn("zed", "passed")]
+        events = engine.step([StoryLine("zed", "a lantern")]).events
+        assert kinds(events, CircleTurn) == [CircleTurn("mira", "told")]
+        events = engine.step([DreamerLeft("mira"), DreamerLeft("zed")]).events
+        assert kinds(events, CircleClosed) == [CircleClosed("empty", 1)]
+
+    def test_commands_that_cannot_apply_are_refused_to_their_author(self) -> None:
+        engine = Engine(1, CFG, calm_template())
+        engine.step([DreamerJoined("lila"), DreamerJoined("rico")])
+        result = engine.step([StoryLine("lila", "/pass"), StoryLine("rico", "/circle close")])
+        assert result.refused == [
+            Refusal("lila", "/pass", "pass", "no storytelling circle is open"),
+            Refusal("rico", "/circle close", "circle", "no storytelling circle is open"),
+        ]
+        engine.step([StoryLine("lila", "/circle")])
+        result = engine.step([StoryLine("rico", "/pass"), StoryLine("rico", "/circle")])
+        assert result.refused == [
+            Refusal("rico", "/circle", "circle", "a circle is already open; it is lila's turn"),
+            Refusal("rico", "/pass", "pass", "it is not your turn: lila holds the circle"),
+        ]
+        assert engine.step([StoryLine("rico", "just a line")]).refused == []
+        assert not kinds(result.events, CircleTurn)
 
     def test_timeout_leaver_time_limit_and_empty_room(self) -> None:
         cfg = EngineConfig(trait_variation=0.0, circle_turn_s=1.0, circle_max_s=3.0)

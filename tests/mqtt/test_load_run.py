@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from conftest import Mosquitto
 
@@ -48,6 +49,20 @@ async def test_short_run_counts_are_exact(mosquitto: Mosquitto) -> None:
     assert 0 < j["latency"]["p50_ms"] < 1000
     assert j["server"]["counters"]["sleepsync_telemetry_ingested_total"] == 120
     assert j["acked"] == 120 and j["publish_errors"] == 0
+
+
+async def test_observers_carry_minted_tokens_to_a_server_with_auth(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    secret = tmp_path / "auth.secret"
+    secret.write_bytes(b"load-test-secret-of-at-least-32-bytes\n")
+    auth = {"mqtt_url": mosquitto.server_url, "auth_secret_file": str(secret)}
+    async with running_node(mqtt=True, **auth) as node:
+        opts = options(node.url, mosquitto, duration=2.0, auth_secret=secret.read_bytes())
+        report = await run_load(opts)
+    j = report.to_json()
+    assert j["published"] > 0 and j["samples_lost"] == 0 and j["connection_failures"] == 0
+    assert j["server"]["counters"].get("sleepsync_errors_total", 0) == 0
 
 
 async def test_a_killed_observer_shows_up_in_the_report(mosquitto: Mosquitto) -> None:

@@ -125,6 +125,19 @@ def test_each_invalid_field_has_its_reason(wire: dict[str, object], reason: str)
     assert info.value.reason == reason
 
 
+@pytest.mark.parametrize("field", ["hr", "hrv", "eda", "resp"])
+def test_a_bad_vital_sign_is_refused_without_its_name_or_value(field: str) -> None:
+    base = TelemetrySample("lila", "b1", 1, 1.0, VitalSigns(60, 50, 2, 12), 0.5, 0.5)
+    for bad, reason in ((987.654, "out_of_range"), ("987.654", "bad_field")):
+        data = msgpack.packb({**base.to_wire(), field: bad}, use_bin_type=True)
+        with pytest.raises(TelemetryInvalid) as info:
+            decode_telemetry(data, topic_pod="lila")
+        assert info.value.reason == reason
+        assert "vital sign" in info.value.message and "987" not in info.value.message
+        assert field not in info.value.message.split()
+        assert info.value.__cause__ is None, "nor in a traceback"
+
+
 def test_status_and_cue_round_trip() -> None:
     for state in ("online", "offline"):
         status = PodStatus("lila", state)  # type: ignore[arg-type]

@@ -34,7 +34,10 @@ def test_mqtt_passwd_writes_hashes_and_credentials(
     hashes = dict(line.split(":", 1) for line in out.read_text().splitlines())
     assert all(verify(creds[user], hashes[user]) for user in creds)
     assert stat.S_IMODE((tmp_path / "passwd.credentials").stat().st_mode) == 0o600
-    assert f"mqtt://{SERVER_USER}:{creds[SERVER_USER]}@HOST:1883" in capsys.readouterr().out
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    printed = capsys.readouterr().out
+    assert f"mqtt://{SERVER_USER}@HOST:1883 --mqtt-password-file" in printed
+    assert not any(password in printed for password in creds.values()), "never printed"
 
 
 def test_hashes_match_mosquitto_passwd(tmp_path: Path) -> None:

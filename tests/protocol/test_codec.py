@@ -22,9 +22,12 @@ from sleepsync.protocol.messages import (
     CLIENT_TYPES,
     MAX_JOURNAL_CHUNK,
     MAX_TEMPLATE_TEXT,
+    MAX_TOKEN,
     MESSAGE_TYPES,
     Error,
     Event,
+    Forget,
+    Forgotten,
     Hello,
     History,
     Join,
@@ -146,6 +149,8 @@ messages = st.one_of(
         last=st.booleans(),
         data=st.binary(max_size=64) | st.just(b"j" * MAX_JOURNAL_CHUNK),
     ),
+    st.builds(Forget, room=rooms),
+    st.builds(Forgotten, room=rooms),
     st.builds(
         Status,
         state=st.sampled_from(["ok", "degraded", "shutting_down"]),
@@ -177,6 +182,8 @@ def test_every_message_type_is_covered_by_the_strategy() -> None:
         Error,
         Rooms,
         Left,
+        Forget,
+        Forgotten,
         Status,
         History,
         Journal,
@@ -397,7 +404,7 @@ class TestMessageEdges:
         with pytest.raises(InvalidMessage, match=r"hello\.version"):
             Hello("lila", version=-1)
         with pytest.raises(InvalidMessage, match=r"hello\.token"):
-            Hello("lila", token="x" * 300)
+            Hello("lila", token="x" * (MAX_TOKEN + 1))
         with pytest.raises(InvalidMessage, match=r"say\.text"):
             Say("ok", " padded ")
         with pytest.raises(InvalidMessage, match=r"resume\.seq"):

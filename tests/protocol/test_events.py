@@ -78,7 +78,9 @@ STRATEGIES: dict[type[KnownEvent], st.SearchStrategy[KnownEvent]] = {
     GlitchSpread: st.builds(GlitchSpread, ids, names, names, unit),
     GlitchFaded: st.builds(GlitchFaded, ids, labels, names, counts, seconds),
     PhaseChanged: st.builds(PhaseChanged, labels, labels, reasons, figures, st.none() | actions),
-    SceneChanged: st.builds(SceneChanged, scene_ids, scene_ids, labels),
+    SceneChanged: st.builds(
+        SceneChanged, scene_ids, scene_ids, labels, st.none() | st.text(max_size=1000)
+    ),
     NarrativeChanged: st.builds(
         NarrativeChanged, st.text(min_size=1, max_size=80), names, scene_ids
     ),
@@ -133,7 +135,7 @@ class TestRegistry:
     def test_keyword_fields_keep_their_wire_key(self) -> None:
         assert wire_keys(PhaseChanged) == ("from", "to", "reason", "figures", "actions")
         assert wire_keys(GlitchSpread) == ("id", "from", "to", "intensity")
-        assert wire_keys(SceneChanged) == ("from", "to", "reason")
+        assert wire_keys(SceneChanged) == ("from", "to", "reason", "text")
         assert wire_keys(MoodRow) == ("name", "valence", "arousal", "glitch", "seq", "fragility")
         assert wire_keys(str) == ()
 
@@ -151,7 +153,7 @@ class TestRoundTrip:
         assert item_from_wire(wire, "item") == item
         declared = {"kind", *wire_keys(type(item))}
         assert set(wire) <= declared
-        assert declared - set(wire) <= {"actions"}
+        assert declared - set(wire) <= {"actions", "text"}  # the optional fields
 
     @settings(max_examples=100)
     @given(st.lists(known_items, max_size=6))
@@ -214,7 +216,8 @@ class TestValidation:
     @given(known_items, st.data())
     def test_a_missing_field_is_named(self, item: KnownEvent, data: st.DataObject) -> None:
         wire = item.to_wire()
-        required = sorted(k for k in wire if k not in ("kind", "actions"))
+        optional = ("kind", "actions") if item.KIND != "scene" else ("kind", "text")
+        required = sorted(k for k in wire if k not in optional)
         if not required:
             return
         key = data.draw(st.sampled_from(required))

@@ -20,6 +20,7 @@ from sleepsync.protocol.errors import (
     SleepSyncError,
     TemplateInvalid,
 )
+from sleepsync.protocol.identity import TOKEN_ROLES
 from sleepsync.protocol.messages import (
     CLIENT_TYPES,
     MAX_JOURNAL_CHUNK,
@@ -45,6 +46,7 @@ from sleepsync.protocol.session import (
     MAX_CLOSE_REASON,
     PERMISSIONS,
     RULES,
+    SEATS,
     UNREAD_REF,
     ApplyTemplate,
     Close,
@@ -112,9 +114,20 @@ class TestTables:
         assert set(RULES) == CLIENT_TYPES
 
     def test_every_role_has_permissions_and_only_client_types_are_granted(self) -> None:
-        assert set(PERMISSIONS) == set(ROLES)
+        assert set(PERMISSIONS) == set(TOKEN_ROLES) == set(SEATS)
         for granted in PERMISSIONS.values():
             assert granted <= CLIENT_TYPES
+        for seats in SEATS.values():
+            assert seats <= set(ROLES)
+
+    def test_roles_are_ceilings_each_allows_what_the_one_below_does(self) -> None:
+        assert PERMISSIONS["observer"] <= PERMISSIONS["dreamer"] <= PERMISSIONS["operator"]
+        assert SEATS["observer"] <= SEATS["dreamer"] <= SEATS["operator"]
+        assert all(
+            rule.permission in PERMISSIONS["operator"]
+            for rule in RULES.values()
+            if rule.permission is not None
+        )
 
     def test_limits_must_be_positive(self) -> None:
         with pytest.raises(LocalError):

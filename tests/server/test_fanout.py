@@ -51,7 +51,7 @@ async def test_resume_replays_within_retention_and_resyncs_beyond() -> None:
             ResumePoint(left_at.epoch, 0),  # from the start, which is gone
         ):
             await wait_for(lambda: anchor.events()[-1].seq > 40, what="trimming")
-            roamer.session.rooms["r"].position = point  # resume from there next time
+            roamer.session.rooms[roamer.room].position = point
             async with Recorder(roamer) as resynced:
                 await wait_for(lambda: bool(resynced.events()), what="events after resync")
                 assert resynced.of_type(Resync) and resynced.of_type(Snapshot), point

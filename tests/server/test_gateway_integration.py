@@ -423,7 +423,8 @@ mood = { valence = 0.65, arousal = 0.25 }
 
 
 async def test_template_uploads_are_validated_and_applied() -> None:
-    async with running_node() as node, connect(node.url) as ws:
+    # One upload after another: no pause between them (--template-upload-interval).
+    async with running_node(template_upload_interval=0.0) as node, connect(node.url) as ws:
         async with Recorder(RoomClient(node.url, "tales", "mira", role="observer")) as watcher:
             await ws.send(encode(Hello("rico")))
             await ws.send(encode(Join("tales")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sleepsync.server.backend.base import Member
-from sleepsync.server.inputs import MemberJoin, MemberLeave
+from sleepsync.server.inputs import MemberJoin, MemberLeave, StoryInput
 from sleepsync.server.janitor import Janitor
 from sleepsync.server.room_state import RoomState
 
@@ -57,3 +57,32 @@ def test_anything_in_the_room_resets_the_idle_time() -> None:
     janitor.forget("r")
     assert janitor.sweep(25.0, {"a"}, {"r": empty}, {}, {}).idle == [], "forgotten: from 25"
     assert janitor.sweep(30.0, {"a"}, {"r": empty}, {}, {}).idle == ["r"]
+
+
+def test_a_room_never_used_goes_after_the_unused_time() -> None:
+    janitor = Janitor(30, 5)
+    joined_only = room_with(("s1", "a"))
+    joined_only.apply([MemberLeave("s1")])
+    assert not joined_only.used
+    janitor.sweep(0.0, {"a"}, {"r": joined_only}, {}, {})
+    sweep = janitor.sweep(5.0, {"a"}, {"r": joined_only}, {}, {})
+    assert (sweep.unused, sweep.idle) == (["r"], [])
+
+
+def test_a_used_room_keeps_the_idle_time() -> None:
+    janitor = Janitor(30, 5)
+    told = room_with(("s1", "a"))
+    told.apply([StoryInput("s1", "name-s1", "once"), MemberLeave("s1")])
+    assert told.used
+    janitor.sweep(0.0, {"a"}, {"r": told}, {}, {})
+    assert janitor.sweep(29.0, {"a"}, {"r": told}, {}, {}).unused == []
+    assert janitor.sweep(30.0, {"a"}, {"r": told}, {}, {}).idle == ["r"]
+
+
+def test_a_room_never_used_is_removed_not_retired_whichever_time_is_shorter() -> None:
+    janitor = Janitor(10, 60)
+    joined_only = room_with(("s1", "a"))
+    joined_only.apply([MemberLeave("s1")])
+    janitor.sweep(0.0, {"a"}, {"r": joined_only}, {}, {})
+    sweep = janitor.sweep(10.0, {"a"}, {"r": joined_only}, {}, {})
+    assert (sweep.unused, sweep.idle) == (["r"], [])

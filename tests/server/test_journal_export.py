@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
@@ -12,12 +13,14 @@ from sleepsync.client.history import HistoryError, fetch_history
 from sleepsync.protocol.codec import decode
 from sleepsync.protocol.events import Mood, items_of
 from sleepsync.protocol.messages import Event
+from sleepsync.protocol.narrative import template_to_wire
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
 from sleepsync.protocol.wire import Limits
 from sleepsync.server.backend.memory import MemoryBackend
 from sleepsync.server.engine.api import Telemetry
 from sleepsync.server.journal.files import JournalReader
 from sleepsync.server.journal.replay import replay
+from sleepsync.server.journal.scenario import lighthouse_template
 from sleepsync.server.node import Node
 
 from nodes import Recorder, running_node, wait_for
@@ -84,6 +87,28 @@ class LastingBackend(MemoryBackend):
 
     async def close(self) -> None:
         return None
+
+
+async def test_a_template_upload_s_text_reaches_the_journal() -> None:
+    """Tick records name uploads by digest; the store keeps their texts only until
+    the next snapshot, so the journal starts at the snapshot that holds the
+    uploaded narrative, and replays exactly from there."""
+    template = json.dumps(template_to_wire(lighthouse_template()))
+    async with running_node() as node:
+        client = RoomClient(node.url, ROOM, "lila")
+        async with Recorder(client) as rec:
+            await wait_for(lambda: rec.events(), what="the room to tick")
+            await client.upload_template("json", template)
+            await wait_for(lambda: rec.items("narrative"), what="the upload to apply")
+            await feed(node, 0.5)
+            await client.say("the lighthouse turns")
+            await wait_for(lambda: rec.items("said"), what="the line")
+            data = await fetch_history(node.url, ROOM, name="exporter")
+    reader = JournalReader(data)
+    assert reader.header.start_tick > 0  # the upload's text is gone from the store
+    assert reader.start_narrative.title == "The Lighthouse"
+    result = replay(reader)
+    assert result.exact and result.end is not None and result.end.reason == "export"
 
 
 async def test_after_a_restart_the_history_starts_at_the_snapshot() -> None:

@@ -20,7 +20,7 @@ from sleepsync.server.backend.memory import MemoryBackend
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
 from sleepsync.server.engine.api import Telemetry
-from sleepsync.server.inputs import MemberJoin, StoryInput
+from sleepsync.server.inputs import ForgetInput, MemberJoin, StoryInput
 from sleepsync.server.journal.files import JournalReader
 from sleepsync.server.journal.recorder import JournalKeeper
 from sleepsync.server.journal.replay import replay
@@ -199,3 +199,18 @@ async def test_a_disk_error_stops_recording_the_room_not_the_room(
     await night.ticks(a, 5)
     assert a.journal is not None and a.journal.stats.errors >= 1
     assert a.journal.recording == [] and set(a.owned) == {"r"}
+
+
+async def test_a_forgotten_room_s_segments_are_deleted(night: Night) -> None:
+    a = night.node("a")
+    await a.maintain()
+    await night.join(a)
+    await night.ticks(a, 10)
+    assert segments(night.tmp / "a")
+    await a.submit("r", ForgetInput("s1", "operator"))
+    await night.ticks(a, 1, say=False)
+    assert "r" not in a.owned and a.journal is not None
+    assert segments(night.tmp / "a") == [] and a.journal.recording == []
+    assert not (night.tmp / "a" / "r").exists()
+    a.journal.forget("r")  # nothing left to delete: no error
+    assert a.journal.stats.errors == 0

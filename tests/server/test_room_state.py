@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sleepsync.protocol.errors import DecodeError
 from sleepsync.protocol.events import (
     EVENT_TYPES,
     EventItem,
@@ -18,8 +21,9 @@ from sleepsync.protocol.events import (
 from sleepsync.protocol.telemetry import TelemetrySample, VitalSigns
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
-from sleepsync.server.engine.api import PodOffline, Telemetry
+from sleepsync.server.engine.api import NO_VITALS, PodOffline, Telemetry
 from sleepsync.server.inputs import (
+    ForgetInput,
     MemberJoin,
     MemberLeave,
     RoomInput,
@@ -29,8 +33,10 @@ from sleepsync.server.inputs import (
     decode_tick,
     encode_input,
     encode_tick,
+    template_digest,
+    template_texts,
 )
-from sleepsync.server.room_state import RoomState
+from sleepsync.server.room_state import NOT_A_MEMBER, RoomState
 
 
 def join(session: str, name: str, role: str = "dreamer") -> MemberJoin:
@@ -98,8 +104,9 @@ class TestStory:
     def test_a_line_from_someone_who_left_is_refused_to_its_sender(self) -> None:
         room = RoomState("r")
         out = room.apply([StoryInput("ghost", "x", "boo")])
-        (refused,) = out.items
-        assert isinstance(refused, InputRefused) and refused.session == "ghost"
+        assert out.items == [InputRefused("ghost", "say", NOT_A_MEMBER)]
+        assert out.seq == 1, "the refusal is a frame its sender sees"
+        assert not room.view()["story"]
 
     def test_template_without_engine_is_rejected_not_applied(self) -> None:
         room = RoomState("r")
@@ -115,6 +122,22 @@ class TestStory:
         rejected = out.items[-1]
         assert isinstance(rejected, TemplateRejected) and rejected.name == "lila"
         assert rejected.reason.startswith("$")
+
+    def test_circle_commands_are_not_story_and_a_wrong_pass_is_answered(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([join("s1", "lila"), join("s2", "rico"), join("s3", "rico")])
+        out = room.apply([StoryInput("s3", "rico", "/pass")])
+        assert [i for i in out.items if not isinstance(i, Mood)] == [
+            InputRefused("s3", "pass", "no storytelling circle is open")
+        ]
+        out = room.apply([StoryInput("s1", "lila", "/circle")])
+        assert [i.kind for i in out.items] == ["circle_opened", "mood"]
+        out = room.apply([StoryInput("s2", "rico", "/pass")])
+        refused = [i for i in out.items if isinstance(i, InputRefused)]
+        assert refused == [InputRefused("s2", "pass", "it is not your turn: lila holds the circle")]
+        out = room.apply([StoryInput("s1", "lila", "a tide")])
+        assert [i.kind for i in out.items] == ["said", "circle_lifted", "circle_turn", "mood"]
+        assert [line["text"] for line in room.view()["story"]] == ["a tide"]  # type: ignore[index, union-attr]
 
 
 class TestSeq:
@@ -188,6 +211,50 @@ class TestPods:
         assert {"joined", "left", "said", "pod_offline", "pod_online", "template_rejected"} <= seen
 
 
+class TestPodNames:
+    """A websocket member is never a pod, and never takes a pod's dreamer away."""
+
+    def test_a_join_under_a_pod_name_is_refused_to_its_session(self) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([], [sample("pod1", 1)])
+        out = room.apply([join("s1", "pod1"), StoryInput("s1", "pod1", "I am the pod")])
+        refused = [i for i in out.items if isinstance(i, InputRefused)]
+        assert [(i.session, i.input) for i in refused] == [("s1", "join"), ("s1", "say")]
+        assert room.session_count == 0 and "pod1" not in room.dreamers()
+        out = room.apply([MemberLeave("s1")], [sample("pod1", 2)])
+        assert _dreamers(out.items) == ["pod1"], "the pod's dreamer is still there"
+
+    def test_a_pod_that_comes_under_a_members_name_keeps_its_dreamer_when_the_member_leaves(
+        self,
+    ) -> None:
+        room = RoomState("r", hooks=engine_hooks(Settings()))
+        room.apply([join("s1", "lila")])
+        room.apply([], [sample("lila", 1)])
+        out = room.apply([MemberLeave("s1")], [sample("lila", 2)])
+        assert ("left", "lila", "dreamer") in kinds(out.items)
+        assert _dreamers(out.items) == ["lila"]
+
+
+class TestUse:
+    def test_a_room_is_used_once_it_held_a_line_a_template_or_a_pod(self) -> None:
+        hooks = engine_hooks(Settings())
+        joined = RoomState("r", hooks=hooks)
+        joined.apply([join("s1", "lila"), MemberLeave("s1")])
+        assert not joined.used
+        told = RoomState("r", hooks=hooks)
+        told.apply([join("s1", "lila"), StoryInput("s1", "lila", "once")])
+        podded = RoomState("r", hooks=hooks)
+        podded.apply([], [sample("pod1", 1)])
+        assert told.used and podded.used
+        assert RoomState.restore(told.snapshot(), hooks).used
+        assert not RoomState.restore(joined.snapshot(), hooks).used
+
+
+def _dreamers(items: list[EventItem]) -> list[str]:
+    moods = [i for i in items if isinstance(i, Mood)]
+    return [row.name for row in moods[-1].dreamers] if moods else []
+
+
 class TestSnapshots:
     def test_restore_continues_identically(self) -> None:
         hooks = engine_hooks(Settings())
@@ -215,6 +282,7 @@ class TestInputCodec:
                     st.sampled_from(["dreamer", "observer"]),
                 ),
                 st.builds(MemberLeave, st.text(max_size=8)),
+                st.builds(ForgetInput, st.text(max_size=8), st.text(max_size=8)),
                 st.builds(
                     StoryInput, st.text(max_size=8), st.text(max_size=8), st.text(max_size=50)
                 ),
@@ -231,6 +299,37 @@ class TestInputCodec:
     def test_inputs_and_tick_records_round_trip(self, inputs: list[RoomInput]) -> None:
         for item in inputs:
             assert decode_input(encode_input(item)) == item
-        record = decode_tick(encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")]))
+        data = encode_tick(inputs, [sample("pod1", 3), PodOffline("pod1")])
+        record = decode_tick(data, template_texts(inputs))
         assert record.room == inputs
-        assert record.external == [sample("pod1", 3), PodOffline("pod1")]
+        # Telemetry comes back as the derived state the room used: no vital signs.
+        assert record.external == [Telemetry.derived(sample("pod1", 3).sample), PodOffline("pod1")]
+        for item in inputs:
+            if isinstance(item, TemplateInput):
+                assert template_digest(item.text).encode() in data, "named by digest"
+
+    def test_a_record_names_a_template_by_its_digest_and_needs_its_text(self) -> None:
+        text = '{"title": "T"}' + " " * 4000
+        upload = TemplateInput("lila", "json", text, "s1")
+        data = encode_tick([upload, upload], [])
+        assert len(data) < 300
+        assert template_texts([upload, upload]) == {template_digest(text): text.encode()}
+        assert decode_tick(data, template_texts([upload])).room == [upload, upload]
+        with pytest.raises(DecodeError, match=f"template {template_digest(text)[:12]}"):
+            decode_tick(data, {})
+
+    def test_a_record_holds_no_vital_signs(self) -> None:
+        data = encode_tick([], [sample("pod1", 3)])
+        m = msgpack.unpackb(data)
+        assert set(m["e"][0]) == {"k", "p", "b", "q", "t", "v", "a"}
+        [tel] = decode_tick(data).external
+        assert isinstance(tel, Telemetry) and tel.sample.vitals == NO_VITALS
+        # Records written before carried the whole sample: read, its vitals dropped.
+        old = {"r": [], "e": [{"k": "tel", "s": sample("pod1", 3).sample.to_wire()}]}
+        [tel] = decode_tick(msgpack.packb(old)).external
+        assert tel == Telemetry.derived(sample("pod1", 3).sample)
+
+    def test_records_from_before_digests_still_decode(self) -> None:
+        upload = TemplateInput("lila", "toml", "title = 'T'", "s1")
+        old = msgpack.packb({"r": [encode_input(upload)], "e": []}, use_bin_type=True)
+        assert decode_tick(old).room == [upload]

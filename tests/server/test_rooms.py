@@ -32,7 +32,13 @@ from sleepsync.server.backend.memory import MemoryBackend
 from sleepsync.server.config import Settings
 from sleepsync.server.dream import engine_hooks
 from sleepsync.server.engine.api import PodOffline
-from sleepsync.server.inputs import MemberJoin, MemberLeave, StoryInput
+from sleepsync.server.inputs import (
+    MemberJoin,
+    MemberLeave,
+    StoryInput,
+    TemplateInput,
+    template_digest,
+)
 from sleepsync.server.metrics import Metrics
 from sleepsync.server.outbox import NodeLapsed
 from sleepsync.server.room_state import EngineHooks
@@ -385,6 +391,64 @@ async def test_an_append_that_fails_on_the_backend_rebuilds_from_the_store(when:
         await world.close()
 
 
+TEMPLATE = """
+title = "Tide"
+entry = "a"
+safe = "a"
+
+[[scenes]]
+id = "a"
+text = "A long shore."
+mood = { valence = 0.6, arousal = 0.3 }
+"""
+
+
+async def test_a_template_tick_is_snapshotted_and_its_text_forgotten(world: World) -> None:
+    a = world.node("a", engine_hooks(SETTINGS))
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.tick_once()
+    snaps = 0
+    save = world.backend.save_snapshots
+
+    async def counting(snapshots: Any) -> dict[str, bool]:
+        nonlocal snaps
+        snaps += 1
+        return await save(snapshots)
+
+    world.backend.save_snapshots = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        await a.submit("r", TemplateInput("lila", "toml", TEMPLATE, "s1"))
+    await a.tick_once()
+    assert snaps == 1, "a tick that stored templates is snapshotted at once"
+    assert await world.backend.read_templates("r") == {}
+    [record] = [e.inputs for e in await world.backend.read_events("r", 1, 10)]
+    assert TEMPLATE.encode() not in record and record.count(template_digest(TEMPLATE).encode()) == 3
+
+
+async def test_a_template_whose_snapshot_never_landed_is_replayed_from_its_stored_text() -> None:
+    backend = FlakyBackend()
+    world = World(backend)
+    a = world.node("a", engine_hooks(SETTINGS))
+    try:
+        await a.maintain()
+        await world.join(a, "r", "s1", "lila")
+        await a.tick_once()
+        await a.submit("r", TemplateInput("lila", "toml", TEMPLATE, "s1"))
+        backend.fail_append = "after"  # stored, then the connection broke: no snapshot
+        with pytest.raises(BackendError):
+            await a.tick_once()
+        assert await backend.read_templates("r") == {template_digest(TEMPLATE): TEMPLATE.encode()}
+        await asyncio.sleep(0.05)
+        assert "r" in a.owned, "rebuilt from the snapshot, the stored record and its template"
+        engine = a.owned["r"].state.engine
+        assert engine is not None and engine.view()["narrative"] == "Tide"
+        assert await backend.read_templates("r") == {}, "the rebuild's snapshot covers it"
+        assert [i["title"] for i in await world.items("r", "narrative")] == ["Tide"]
+    finally:
+        await world.close()
+
+
 async def test_unsure_leases_stop_the_ticking(world: World) -> None:
     a = world.node("a")
     await a.maintain()
@@ -434,6 +498,76 @@ async def test_an_empty_room_is_removed_after_the_idle_time(world: World) -> Non
     await a.maintain()
     await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
     assert a.owned == {} and await world.backend.list_rooms() == []
+
+
+async def test_an_idle_room_is_kept_for_the_retention_time_then_gone() -> None:
+    world = World(settings=dataclasses.replace(SETTINGS, retention_hours=0.01))  # 36 s
+    a = world.node("a")
+    try:
+        await a.maintain()
+        await world.join(a, "r", "s1", "lila")
+        await a.submit("r", StoryInput("s1", "lila", "remember me"))
+        await a.tick_once()
+        await world.leave(a, "r", "s1")
+        await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
+        assert a.owned == {} and await world.backend.list_rooms() == []
+        assert a.metrics.value("sleepsync_rooms_retired_total") == 1
+        assert await world.backend.owner("r") is None
+        assert await world.items("r", "said"), "stored for the retention time"
+        assert not await a.take("r"), "nobody takes a retired room"
+        await world.elapse(36.0, a)
+        assert await world.events("r") == [] and await world.backend.load_snapshot("r") is None
+    finally:
+        await world.close()
+
+
+async def test_joining_a_retired_room_resumes_it_where_it_stopped(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.submit("r", StoryInput("s1", "lila", "before the night"))
+    await a.tick_once()
+    await world.leave(a, "r", "s1")
+    await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
+    assert a.owned == {}
+    state = await world.backend.load_snapshot("r")
+    assert state is not None
+    await world.join(a, "r", "s2", "rico")
+    await a.submit("r", StoryInput("s2", "rico", "after"))
+    await a.tick_once()
+    assert [i["text"] for i in await world.items("r", "said")] == ["before the night", "after"]
+    events = await world.events("r")
+    assert contiguous(events) and events[-1].epoch == state.epoch + 1
+    story = a.owned["r"].state.view()["story"]
+    assert [line["text"] for line in story] == ["before the night", "after"]  # type: ignore[index, union-attr]
+
+
+async def test_a_retired_room_is_opened_again_not_created(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.submit("r", StoryInput("s1", "lila", "kept"))
+    await a.tick_once()
+    await world.leave(a, "r", "s1")
+    await world.elapse(SETTINGS.room_idle_seconds + LEASE, a)
+    assert await world.backend.room_status("r") == "retired"
+    created = a.metrics.value("sleepsync_rooms_created_total")
+    # A join that may not create a room (its budget is spent) still brings it back.
+    assert not await a.open_room("r", create=False)
+    assert await world.backend.room_status("r") == "exists"
+    assert a.metrics.value("sleepsync_rooms_created_total") == created
+
+
+async def test_a_room_never_used_is_removed_not_retired(world: World) -> None:
+    a = world.node("a")
+    await a.maintain()
+    await world.join(a, "r", "s1", "lila")
+    await a.tick_once()
+    await world.leave(a, "r", "s1")
+    await world.elapse(SETTINGS.unused_room_seconds + LEASE, a)
+    assert a.owned == {} and await world.backend.room_status("r") == "missing"
+    assert a.metrics.value("sleepsync_rooms_removed_total", reason="unused") == 1
+    assert a.metrics.value("sleepsync_rooms_retired_total") == 0
 
 
 async def test_release_all_hands_rooms_back_with_their_state(world: World) -> None:

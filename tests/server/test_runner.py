@@ -155,6 +155,29 @@ class TestReplay:
             copy.replay(stored)
         assert copy.state.snapshot() == original.state.snapshot()
 
+    def test_a_template_is_stored_once_by_digest_and_replayed_with_its_text(self) -> None:
+        text = (
+            'title = "Tide"\nentry = "a"\nsafe = "a"\n'
+            '[[scenes]]\nid = "a"\ntext = "A long shore."\nmood = {valence = 0.6, arousal = 0.3}\n'
+        )
+        original = runner(hooks=HOOKS)
+        history = [original.tick([join("s1", "lila")], [], 0.0)]
+        upload = TemplateInput("lila", "toml", text, "s1")
+        history.append(original.tick([upload, upload], [], 1.0))
+        assert "narrative" in kinds(history[-1])
+        stored = [r.stored for r in history if r.stored is not None]
+        assert text.encode() not in stored[-1].inputs
+        assert list(history[-1].templates.values()) == [text.encode()]
+        assert history[0].templates == {}
+        copy = runner(hooks=HOOKS)
+        copy.replay(stored[0])
+        with pytest.raises(ReplayError, match="event 2 of r: template"):
+            copy.replay(stored[1], {})
+        copy = runner(hooks=HOOKS)
+        for s in stored:
+            copy.replay(s, history[-1].templates)
+        assert copy.state.snapshot() == original.state.snapshot()
+
     def test_a_hole_in_the_history_is_refused(self) -> None:
         original = runner()
         history = self.run_ticks(original, 12)

@@ -43,22 +43,171 @@ class BackendConformance:
         assert await b.create_room("a", 2), "an existing room is not a new one"
         assert await b.list_rooms() == ["a", "b"]
 
-    async def test_delete_room_needs_current_epoch(self, make_backend: MakeBackend) -> None:
+    async def test_only_an_empty_room_at_the_current_epoch_retires(
+        self, make_backend: MakeBackend
+    ) -> None:
         b = await make_backend()
         await b.create_room("a", 10)
         lease = await b.acquire_lease("a", "n1", 5000)
         assert lease is not None
-        assert not await b.delete_room("a", lease.epoch + 1)
+        assert not await b.retire_room("a", lease.epoch + 1, 0)
         await b.join_presence("a", Member("s1", "lila", "dreamer", "n1"), 5)
-        assert not await b.delete_room("a", lease.epoch), "someone is in the room"
+        assert not await b.retire_room("a", lease.epoch, 0), "someone is in the room"
         await b.leave_presence("a", "s1")
         await b.push_input("a", b"join")
-        assert not await b.delete_room("a", lease.epoch), "an input waits for the room"
+        assert not await b.retire_room("a", lease.epoch, 0), "an input waits for the room"
         (entry,) = (await b.read_inputs(["a"], 10))["a"]
         assert await b.append_many({"a": Commit(lease.epoch, (), entry.id)}) == {"a": True}
-        assert await b.delete_room("a", lease.epoch)
+        assert await b.retire_room("a", lease.epoch, 0), "0: removed at once"
         assert await b.list_rooms() == []
+
+    async def test_room_status_tells_registered_from_missing(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        assert await b.room_status("a") == "missing"
+        await b.create_room("a", 10)
+        assert await b.room_status("a") == "exists"
+
+    async def test_forget_room_erases_a_busy_room_and_leaves_a_tombstone(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_many({"a": Commit(lease.epoch, [ev(lease.epoch, 1)])})
+        await b.save_snapshot("a", RoomSnapshot(lease.epoch, 1, b"s", b"v"), lease.epoch)
+        await b.join_presence("a", Member("s1", "lila", "dreamer", "n1"), 5)
+        await b.push_input("a", b"say")
+        assert not await b.forget_room("a", lease.epoch + 1, 60_000), "fenced"
+        assert await b.room_status("a") == "exists"
+        assert await b.forget_room("a", lease.epoch, 60_000)
+        assert await b.room_status("a") == "forgotten"
+        assert await b.list_rooms() == []
+        assert await b.read_events("a", 0, 10) == []
         assert await b.load_snapshot("a") is None
+        assert await b.presence("a") == []
+        assert await b.read_inputs(["a"], 10) == {}
+        assert await b.owner("a") is None
+        assert not await b.forget_room("a", lease.epoch, 60_000), "nothing left to erase"
+        await b.create_room("a", 10)
+        assert await b.room_status("a") == "exists", "a room made again is a new room"
+        assert await b.read_events("a", 0, 10) == []
+
+    async def test_a_tombstone_expires(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        assert await b.forget_room("a", lease.epoch, 50)
+        await asyncio.sleep(0.2)
+        assert await b.room_status("a") == "missing"
+        assert await b.load_snapshot("a") is None
+        assert await b.owner("a") is None
+
+    async def test_forget_room_erases_a_retired_room_and_its_templates(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        commit = Commit(lease.epoch, [ev(lease.epoch, 1)], templates={"d1": b"t"})
+        assert await b.append_many({"a": commit}) == {"a": True}
+        assert not await b.forget_room("a", None, 60_000), "a live room is its owner's to erase"
+        assert await b.read_templates("a") == {"d1": b"t"}
+        assert await b.retire_room("a", lease.epoch, 60_000)
+        assert await b.room_status("a") == "retired"
+        assert await b.forget_room("a", None, 60_000)
+        assert await b.room_status("a") == "forgotten"
+        assert await b.read_events("a", 0, 10) == []
+        assert await b.read_templates("a") == {}
+        assert await b.load_snapshot("a") is None
+        assert not await b.forget_room("a", None, 60_000), "nothing left to erase"
+        assert await b.create_room("a", 10)
+        assert await b.read_events("a", 0, 10) == [], "not revived: a new room"
+
+    async def test_a_fenced_forget_also_erases_a_retired_room(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend(max_retained=1)
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_events("a", lease.epoch, [ev(lease.epoch, 1)])
+        assert await b.retire_room("a", lease.epoch, 120_000)
+        assert await b.forget_room("a", lease.epoch, 60_000)
+        assert await b.read_events("a", 0, 10) == []
+        # It left the retired rooms: another one, closer to expiring, takes the one place.
+        await b.create_room("b", 10)
+        other = await b.acquire_lease("b", "n1", 5000)
+        assert other is not None
+        await b.append_events("b", other.epoch, [ev(other.epoch, 1)])
+        assert await b.retire_room("b", other.epoch, 60_000)
+        assert [e.seq for e in await b.read_events("b", 0, 10)] == [1]
+
+    async def test_a_retired_room_is_kept_then_expires(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_events("a", lease.epoch, [ev(lease.epoch, 1)])
+        snap = RoomSnapshot(lease.epoch, 1, b"s", b"v")
+        await b.save_snapshot("a", snap, lease.epoch)
+        assert await b.retire_room("a", lease.epoch, 400)
+        # Off the registry, no owner, no lease, no input; its state is still there.
+        assert await b.list_rooms() == [] and await b.owner("a") is None
+        assert await b.room_status("a") == "retired"
+        assert await b.acquire_lease("a", "n2", 5000) is None
+        with pytest.raises(RoomMissing):
+            await b.push_input("a", b"x")
+        assert await b.load_snapshot("a") == snap
+        assert [e.seq for e in await b.read_events("a", 0, 10)] == [1]
+        await asyncio.sleep(0.5)
+        assert await b.load_snapshot("a") is None
+        assert await b.read_events("a", 0, 10) == []
+        assert await b.acquire_lease("a", "n2", 5000) is None
+        assert await b.room_status("a") == "missing"
+
+    async def test_a_retired_room_created_again_comes_back_as_it_was(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        lease = await b.acquire_lease("a", "n1", 5000)
+        assert lease is not None
+        await b.append_events("a", lease.epoch, [ev(lease.epoch, 1)])
+        assert await b.retire_room("a", lease.epoch, 300)
+        assert await b.create_room("a", 10)
+        assert await b.list_rooms() == ["a"]
+        assert await b.room_status("a") == "exists"
+        await asyncio.sleep(0.4)  # past the retention: it is kept for good again
+        again = await b.acquire_lease("a", "n2", 5000)
+        assert again is not None and again.epoch == lease.epoch + 1
+        assert [e.seq for e in await b.read_events("a", 0, 10)] == [1]
+        await b.push_input("a", b"x")
+
+    async def test_retired_rooms_do_not_count_as_rooms_and_the_oldest_go_first(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend(max_retained=2)
+        for n, room in enumerate(("a", "b", "c")):
+            assert await b.create_room(room, 1), "a retired room leaves its place"
+            lease = await b.acquire_lease(room, "n1", 5000)
+            assert lease is not None
+            await b.append_events(room, lease.epoch, [ev(lease.epoch, 1)])
+            assert await b.retire_room(room, lease.epoch, 60_000 + n * 1000)
+        # At most two retired rooms are kept: the one closest to expiring went.
+        assert await b.read_events("a", 0, 10) == []
+        assert [len(await b.read_events(r, 0, 10)) for r in ("b", "c")] == [1, 1]
+
+    async def test_keep_registered_puts_a_live_room_back(self, make_backend: MakeBackend) -> None:
+        b = await make_backend()
+        await b.create_room("a", 10)
+        await b.keep_registered(["a"])
+        await b.keep_registered([])
+        assert await b.list_rooms() == ["a"]
 
     # ------------------------------------------------------------ leases
     async def test_lease_is_exclusive_and_epochs_increase(self, make_backend: MakeBackend) -> None:
@@ -208,6 +357,48 @@ class BackendConformance:
             await b.save_snapshot("r", RoomSnapshot(1, 8, b"x", b"y"), lease.epoch + 1)
         assert await b.load_snapshot("r") == snap
 
+    # ------------------------------------------------------------ templates
+    async def test_templates_are_stored_once_with_their_events_until_a_snapshot(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        text = b"title = 'T'" + b" " * 2000
+        for seq in (1, 2):
+            commit = Commit(lease.epoch, [ev(lease.epoch, seq)], templates={"d1": text})
+            assert await b.append_many({"r": commit}) == {"r": True}
+        await b.append_many(
+            {"r": Commit(lease.epoch, [ev(lease.epoch, 3)], templates={"d2": b"x"})}
+        )
+        assert await b.read_templates("r") == {"d1": text, "d2": b"x"}
+        assert await b.read_templates("other") == {}
+        # A snapshot covers the events so far: the store forgets their templates.
+        await b.save_snapshot("r", RoomSnapshot(lease.epoch, 3, b"s", b"v"), lease.epoch)
+        assert await b.read_templates("r") == {}
+        await b.append_many(
+            {"r": Commit(lease.epoch, [ev(lease.epoch, 4)], templates={"d3": b"y"})}
+        )
+        await b.save_snapshots({"r": (RoomSnapshot(lease.epoch, 4, b"s", b"v"), lease.epoch)})
+        assert await b.read_templates("r") == {}
+
+    async def test_a_fenced_commit_stores_no_template_and_a_fenced_snapshot_forgets_none(
+        self, make_backend: MakeBackend
+    ) -> None:
+        b = await make_backend()
+        await b.create_room("r", 10)
+        lease = await b.acquire_lease("r", "n1", 5000)
+        assert lease is not None
+        await b.append_many(
+            {"r": Commit(lease.epoch, [ev(lease.epoch, 1)], templates={"d1": b"a"})}
+        )
+        stale = Commit(lease.epoch - 1, [ev(lease.epoch - 1, 2)], templates={"d2": b"b"})
+        assert await b.append_many({"r": stale}) == {"r": False}
+        snap = RoomSnapshot(1, 2, b"s", b"v")
+        assert await b.save_snapshots({"r": (snap, lease.epoch + 1)}) == {"r": False}
+        assert await b.read_templates("r") == {"d1": b"a"}
+
     # ------------------------------------------------------------ inbox
     async def test_inbox_is_fifo_per_room_and_reading_removes_nothing(
         self, make_backend: MakeBackend
@@ -279,7 +470,7 @@ class BackendConformance:
         await b.create_room("r", 10)
         lease = await b.acquire_lease("r", "n1", 5000)
         assert lease is not None
-        assert await b.delete_room("r", lease.epoch)
+        assert await b.retire_room("r", lease.epoch, 0)
         with pytest.raises(RoomMissing):
             await b.push_input("r", b"y")
         assert await b.read_inputs(["r"], 10) == {}
@@ -359,7 +550,7 @@ class BackendConformance:
         await b.create_room("r", 10)
         first = await b.acquire_lease("r", "n1", 5000)
         assert first is not None
-        assert await b.delete_room("r", first.epoch)
+        assert await b.retire_room("r", first.epoch, 0)
         await b.create_room("r", 10)
         second = await b.acquire_lease("r", "n1", 5000)
         assert second is not None and second.epoch > first.epoch

@@ -137,9 +137,17 @@ class Follower:
     ``RoomClient`` checks every seq: a gap or a duplicate ends up in ``gaps``.
     """
 
-    def __init__(self, urls: list[str], room: str, name: str, role: Role = "dreamer") -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        room: str,
+        name: str,
+        role: Role = "dreamer",
+        *,
+        token: str | None = None,
+    ) -> None:
         self.urls = urls
-        self.client = RoomClient(urls[0], room, name, role=role)
+        self.client = RoomClient(urls, room, name, role=role, token=token)
         self.messages: list[ServerMessage] = []
         self.gaps: list[str] = []
         self.connects = 0
@@ -163,9 +171,7 @@ class Follower:
             await self.client.close()
 
     async def _run(self) -> None:
-        i = 0
-        while True:
-            self.client.url = self.urls[i % len(self.urls)]
+        while True:  # each open() after a loss tries the next URL (RoomClient's failover)
             try:
                 await self.client.open()
                 self.connects += 1
@@ -178,7 +184,6 @@ class Follower:
             with contextlib.suppress(Exception):
                 if self.client.conn is not None:
                     await self.client.conn.close()
-            i += 1
             await asyncio.sleep(0.1)
 
     async def say(self, text: str) -> None:

@@ -23,15 +23,27 @@ MISSING = (
 
 
 class RedisServer:
-    """One redis-server; :meth:`restart` brings it back empty on the same port."""
+    """One redis-server; :meth:`restart` brings it back empty on the same port.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    With a ``password`` it runs with ``--requirepass`` (or with ``acl_file``,
+    an ACL file that holds it); :attr:`url` carries none.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        password: str = "",
+        acl_file: Path | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(MISSING, pytrace=False)
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
+        self.password = password
+        self.acl_file = acl_file
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,6 +64,7 @@ class RedisServer:
                 "--stream-node-max-entries", "16",
                 "--daemonize", "no",
                 "--loglevel", "warning",
+                *self._auth_args(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -69,16 +82,24 @@ class RedisServer:
     def ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                sock.sendall(self._auth() + b"PING\r\n")
+                return b"+PONG" in _replies(sock, 2 if self.password else 1)
         except OSError:
             return False
 
     def command(self, *args: str) -> bytes:
         """One command through a raw socket (inline protocol), the reply's first line."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall((" ".join(args) + "\r\n").encode())
-            return sock.recv(65536).split(b"\r\n", 1)[0]
+            sock.sendall(self._auth() + (" ".join(args) + "\r\n").encode())
+            return _replies(sock, 2 if self.password else 1).split(b"\r\n")[-2]
+
+    def _auth_args(self) -> list[str]:
+        if self.acl_file is not None:
+            return ["--aclfile", str(self.acl_file)]
+        return ["--requirepass", self.password] if self.password else []
+
+    def _auth(self) -> bytes:
+        return f"AUTH {self.password}\r\n".encode() if self.password else b""
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -93,3 +114,14 @@ class RedisServer:
         """Kill it and start it again empty (a Redis that lost its data)."""
         self.stop()
         self.start()
+
+
+def _replies(sock: socket.socket, lines: int) -> bytes:
+    """Read until ``lines`` reply lines came (one-line replies: +OK, :1, -ERR...)."""
+    data = b""
+    while data.count(b"\r\n") < lines:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
