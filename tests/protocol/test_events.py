@@ -45,6 +45,7 @@ from sleepsync.protocol.events import (
     items_of,
     wire_keys,
 )
+from sleepsync.protocol.events.fields import _Item
 from sleepsync.protocol.messages import Event
 from sleepsync.protocol.narrative import SCENE_ID_RE
 from sleepsync.protocol.wire import NAME_RE, WireMap
@@ -117,7 +118,7 @@ class TestRegistry:
         item_types = {
             obj
             for obj in vars(ev).values()
-            if isinstance(obj, type) and issubclass(obj, ev._Item) and obj is not ev._Item
+            if isinstance(obj, type) and issubclass(obj, _Item) and obj is not _Item
         }
         assert set(EVENT_TYPES.values()) == item_types == set(STRATEGIES)
         assert all(EVENT_TYPES[cls.KIND] is cls for cls in item_types)
