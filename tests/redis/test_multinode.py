@@ -187,10 +187,13 @@ async def test_paused_owner_is_fenced_and_steps_down(
                 await asyncio.sleep(0.3)  # the stale owner stays paused past the takeover
             finally:
                 owner.signal(signal.SIGCONT)
-            await until(lambda: owner.metric("sleepsync_fenced_appends_total") >= 1, timeout=10,
-                        what="the stale owner's append to be refused")  # fmt: skip
+            # The stale owner either tries an append and is refused by fencing, or sees
+            # first that its lease may have lapsed and steps down without writing (which
+            # one depends on which of its loops runs first after SIGCONT); either way
+            # nothing it computed lands, which the histories below check.
+            await until(lambda: owner.metric("sleepsync_rooms_owned") == 0, timeout=10,
+                        what="the stale owner to step down")  # fmt: skip
             refused = owner.metric("sleepsync_fenced_appends_total")
-            await until(lambda: owner.metric("sleepsync_rooms_owned") == 0, what="step down")
             assert owner_of(redis_server, ROOM) == other.name
             target = taken_at + 30
             await until(lambda: ana.last_seq() >= target and bo.last_seq() >= target, timeout=30)
@@ -198,7 +201,6 @@ async def test_paused_owner_is_fenced_and_steps_down(
                 f.check_history()
             epochs = {e.seq: e.epoch for e in ana.events()}
             assert all(epochs[s] == bo_e.epoch for bo_e in bo.events() if (s := bo_e.seq) in epochs)
-            assert refused >= 1
             print(f"stale appends refused: {refused:.0f}")
 
 
